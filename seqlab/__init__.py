@@ -1,0 +1,3 @@
+"""seqlab: NLP sequence modelling on PyTorch Lightning and Hydra."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,68 @@
+"""`seqlab <command> [args]`: the one entry point.
+
+``train`` takes Hydra overrides and composes ``conf/train.yaml`` (``--help`` lists the config groups,
+``--cfg job`` prints the composed config, ``-m`` sweeps). Later commands (``finetune`` with HF-style flags,
+``predict``) map their arguments onto the same configs and call the same `seqlab.train.run`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+COMMANDS = {
+    "train": "train a model: python -m seqlab train +experiment=lstm [key=value ...]  (Hydra overrides)",
+}
+
+USAGE = """usage: seqlab <command> [args]
+
+NLP sequence models (classification, tagging, language modelling) on Lightning + Hydra.
+
+commands:
+{commands}
+
+examples:
+  python -m seqlab train +experiment=lstm
+  python -m seqlab train +experiment=bilstm trainer.max_epochs=3 data.batch_size=64
+  python -m seqlab train +experiment=lstm --cfg job        # print the composed config
+  python -m seqlab train +experiment=lstm -m model.encoder.hidden_size=64,128
+  python -m seqlab train --help                            # config groups and Hydra's options
+"""
+
+
+def _train(argv: list[str]) -> None:
+    import hydra
+    from omegaconf import DictConfig
+
+    if not CONF_DIR.is_dir():
+        sys.exit(f"seqlab: config directory not found at {CONF_DIR}; install seqlab from its repository (pip install -e .)")
+
+    @hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
+    def train_app(cfg: DictConfig) -> float | None:
+        import logging
+
+        from seqlab.train import run
+
+        # `import lightning` adds its own console handler; Hydra's logging config already prints to the console.
+        logging.getLogger("lightning").handlers.clear()
+        summary = run(cfg)
+        return summary["best_score"]  # what a sweeper (Optuna) optimises
+
+    sys.argv = ["seqlab train", *argv]
+    train_app()
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    commands = "\n".join(f"  {name:<10}{text}" for name, text in COMMANDS.items())
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE.format(commands=commands))
+        sys.exit(0 if argv else 2)
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        sys.exit(f"seqlab: unknown command {command!r}; commands: {', '.join(COMMANDS)} (see seqlab --help)")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # silence the fork warning of DataLoader workers
+    _train(rest)

@@ -1,0 +1,98 @@
+"""What every seqlab DataModule shares: split preparation and DataLoader options.
+
+Subclasses implement Lightning's hooks themselves (`setup`, `state_dict`, ...); this module only holds
+helpers they would otherwise copy.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from datasets import Dataset, DatasetDict
+from lightning import LightningDataModule
+from torch.utils.data import DataLoader
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test")
+
+
+def prepare_splits(
+    raw: DatasetDict,
+    *,
+    val_fraction: float,
+    split_seed: int,
+    max_train_samples: int | None = None,
+    max_eval_samples: int | None = None,
+) -> DatasetDict:
+    """train/validation/test from what the source has: carve validation out of train (seeded) when missing,
+    then cut each split to `max_*_samples` rows (the first rows, so a slice is reproducible)."""
+    if "train" not in raw:
+        raise ValueError(f"the data source has no 'train' split (it has {sorted(raw)}); map one with split_names")
+    splits = dict(raw)
+    if "validation" not in splits:
+        if not 0 < val_fraction < 1:
+            raise ValueError(f"the source has no validation split and val_fraction={val_fraction}: set 0 < val_fraction < 1")
+        parts = splits["train"].train_test_split(test_size=val_fraction, seed=split_seed, shuffle=True)
+        splits["train"], splits["validation"] = parts["train"], parts["test"]
+        log.warning(
+            "no validation split in the source: carved %d rows from train (val_fraction=%s, seed=%d)",
+            len(splits["validation"]), val_fraction, split_seed,
+        )
+    for split, limit in (("train", max_train_samples), ("validation", max_eval_samples), ("test", max_eval_samples)):
+        if limit is not None and split in splits and len(splits[split]) > limit:
+            splits[split] = splits[split].select(range(limit))
+    return DatasetDict({k: v for k, v in splits.items() if k in SPLITS})
+
+
+def column(ds: Dataset, name: str) -> list:
+    """One column as a Python list (datasets 5 returns a lazy `Column` object from ``ds[name]``)."""
+    return ds.data.column(name).to_pylist()
+
+
+def require_columns(ds: Dataset, split: str, columns: dict[str, str | None]) -> None:
+    """Fail with the override to fix and the columns that exist, e.g. ``data.text_column='sentence'``."""
+    for arg, col in columns.items():
+        if col is not None and col not in ds.column_names:
+            raise ValueError(f"data.{arg}={col!r}: no such column in split '{split}'; available columns: {ds.column_names}")
+
+
+class SeqDataModule(LightningDataModule):
+    """DataLoader options shared by all seqlab DataModules (`eval_batch_size` defaults to `batch_size`)."""
+
+    def __init__(
+        self,
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+        drop_last: bool = False,
+    ):
+        super().__init__()
+        if persistent_workers and num_workers == 0:
+            raise ValueError("data.persistent_workers=true needs data.num_workers > 0")
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.persistent_workers = persistent_workers
+        self.drop_last = drop_last
+
+    def _loader(self, dataset, *, train: bool, collate_fn=None, sampler=None, batch_sampler=None) -> DataLoader:
+        kwargs = dict(
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers,
+            collate_fn=collate_fn,
+        )
+        if batch_sampler is not None:
+            return DataLoader(dataset, batch_sampler=batch_sampler, **kwargs)
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size if train else self.eval_batch_size,
+            shuffle=train and sampler is None,
+            sampler=sampler,
+            drop_last=self.drop_last and train,
+            **kwargs,
+        )

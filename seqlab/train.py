@@ -1,0 +1,71 @@
+"""`run(cfg)`: data -> model -> trainer; fit, then test the best checkpoint. Only wiring lives here."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from seqlab.checkpoint import attach_config
+from seqlab.utils import fill_from_data, instantiate_list, log_hyperparameters, print_summary
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """Train and test as `cfg` says. Returns the summary: best checkpoint, best monitored value, test metrics."""
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+    if cfg.get("float32_matmul_precision"):
+        torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
+
+    log.info("data: %s", cfg.data._target_)
+    datamodule: L.LightningDataModule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+
+    # vocab_size, pad_token_id, num_labels ... are `???` in the model config: the data decides them.
+    model_cfg = fill_from_data(cfg.model, datamodule.dims)
+    log.info("model: %s", model_cfg._target_)
+    model: L.LightningModule = instantiate(model_cfg)
+    attach_config(model, model_cfg)  # so a checkpoint rebuilds the model on its own
+
+    callbacks = instantiate_list(cfg.get("callbacks"))
+    loggers = instantiate_list(cfg.get("logger"))
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    log_hyperparameters(trainer, cfg, model)
+
+    if cfg.get("train", True):
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    test_metrics: dict[str, float] = {}
+    if cfg.get("test", True):
+        ckpt = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        if not ckpt:
+            log.warning("no best checkpoint (checkpointing off or no training): testing the current weights")
+        results = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt or None)
+        test_metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
+
+    summary = summarize(trainer, cfg, test_metrics)
+    print_summary(summary)
+    return summary
+
+
+def summarize(trainer: L.Trainer, cfg: DictConfig, test_metrics: dict[str, float]) -> dict[str, Any]:
+    ckpt_cb = trainer.checkpoint_callback
+    best = ckpt_cb.best_model_score if ckpt_cb is not None else None
+    monitor = ckpt_cb.monitor if ckpt_cb is not None else cfg.get("optimized_metric")
+    if best is None and monitor is not None:  # no checkpointing: fall back to the last logged value
+        value = trainer.callback_metrics.get(monitor)
+        best = value
+    return {
+        "monitor": monitor,
+        "best_score": float(best) if best is not None else math.nan,
+        "best_model_path": ckpt_cb.best_model_path if ckpt_cb is not None else None,
+        "test": test_metrics,
+        "output_dir": OmegaConf.select(cfg, "paths.output_dir"),
+    }
