@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -43,7 +45,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("train", True):
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     test_metrics: dict[str, float] = {}
-    if cfg.get("test", True):
+    run_test = cfg.get("test", True)
+    if run_test and hasattr(datamodule, "has_split") and not datamodule.has_split("test"):
+        log.warning("the data has no test split: skipping the test (add data_files.test to test the best checkpoint)")
+        run_test = False
+    if run_test:
         ckpt = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         if not ckpt:
             log.warning("no best checkpoint (checkpointing off or no training): testing the current weights")
@@ -52,16 +58,19 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
     summary = summarize(trainer, cfg, test_metrics)
     print_summary(summary)
+    if trainer.is_global_zero and summary["output_dir"]:
+        path = Path(summary["output_dir"]) / "summary.json"
+        path.write_text(json.dumps(summary, indent=2) + "\n")
+        log.info("summary written to %s", path)
     return summary
 
 
 def summarize(trainer: L.Trainer, cfg: DictConfig, test_metrics: dict[str, float]) -> dict[str, Any]:
     ckpt_cb = trainer.checkpoint_callback
     best = ckpt_cb.best_model_score if ckpt_cb is not None else None
-    monitor = ckpt_cb.monitor if ckpt_cb is not None else cfg.get("optimized_metric")
+    monitor = ckpt_cb.monitor if ckpt_cb is not None else cfg.get("monitor")
     if best is None and monitor is not None:  # no checkpointing: fall back to the last logged value
-        value = trainer.callback_metrics.get(monitor)
-        best = value
+        best = trainer.callback_metrics.get(monitor)
     return {
         "monitor": monitor,
         "best_score": float(best) if best is not None else math.nan,

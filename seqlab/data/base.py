@@ -79,6 +79,19 @@ class SeqDataModule(LightningDataModule):
         self.persistent_workers = persistent_workers
         self.drop_last = drop_last
 
+    def has_split(self, name: str) -> bool:
+        return getattr(self, "datasets", None) is not None and name in self.datasets
+
+    def split(self, name: str):
+        """The prepared split `name`; a clear error when the source has none (e.g. no test files)."""
+        datasets = getattr(self, "datasets", None)
+        if datasets is None:
+            raise RuntimeError(f"{type(self).__name__}.setup() has not run yet")
+        if name not in datasets:
+            hint = " (or run with test=false)" if name == "test" else ""
+            raise ValueError(f"the data has no '{name}' split (it has {sorted(datasets)}): add data_files.{name}{hint}")
+        return datasets[name]
+
     def _loader(self, dataset, *, train: bool, collate_fn=None, sampler=None, batch_sampler=None) -> DataLoader:
         kwargs = dict(
             num_workers=self.num_workers,

@@ -138,13 +138,13 @@ class TextClassificationDataModule(SeqDataModule):
         return encoded
 
     def train_dataloader(self):
-        return self._loader(self.datasets["train"], train=True, collate_fn=self.collate)
+        return self._loader(self.split("train"), train=True, collate_fn=self.collate)
 
     def val_dataloader(self):
-        return self._loader(self.datasets["validation"], train=False, collate_fn=self.collate)
+        return self._loader(self.split("validation"), train=False, collate_fn=self.collate)
 
     def test_dataloader(self):
-        return self._loader(self.datasets["test"], train=False, collate_fn=self.collate)
+        return self._loader(self.split("test"), train=False, collate_fn=self.collate)
 
     def state_dict(self) -> dict[str, Any]:
         """Saved in every checkpoint: what a checkpoint needs to encode new text and name its predictions."""

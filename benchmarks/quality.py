@@ -1,0 +1,67 @@
+"""Train each experiment once with a CPU-sized config and print one table: dataset, model, metric, value, minutes.
+
+    python benchmarks/quality.py                 # every row (real data rows read $SEQLAB_DATA_DIR or ../shared/data)
+    python benchmarks/quality.py --only embedded # the NegationSentiment rows (a few minutes)
+    python benchmarks/quality.py --only real     # SST-2, CoNLL-2003, WikiText-2
+
+Runs one training process at a time (never in parallel: the machine is shared), each through the real CLI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+# (group, dataset, experiment, metric reported, extra overrides)
+ROWS = [
+    ("embedded", "NegationSentiment (generated)", "lstm", "test/acc", []),
+    ("embedded", "NegationSentiment (generated)", "gru", "test/acc", []),
+    ("embedded", "NegationSentiment (generated)", "rnn", "test/acc", []),
+    ("embedded", "NegationSentiment (generated)", "bilstm", "test/acc", []),
+    ("embedded", "NegationSentiment (generated)", "bow", "test/acc", []),
+    ("real", "SST-2 (dev)", "lstm_sst2", "test/acc", []),
+    ("real", "CoNLL-2003 (eng.testb)", "bilstm_conll", "test/f1", []),
+    ("real", "WikiText-2 (test)", "lstm_wikitext2", "test/ppl", []),
+]
+
+
+def run_row(experiment: str, overrides: list[str], data_dir: Path) -> tuple[dict, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        cmd = [sys.executable, "-m", "seqlab", "train", f"+experiment={experiment}", f"paths.data_dir={data_dir}",
+               f"hydra.run.dir={tmp}", "callbacks.rich_progress_bar=null", *overrides]
+        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        minutes = (time.perf_counter() - start) / 60
+        if proc.returncode != 0:
+            print(proc.stdout[-2000:], proc.stderr[-4000:], file=sys.stderr)
+            raise SystemExit(f"{experiment} failed")
+        return json.loads((Path(tmp) / "summary.json").read_text()), minutes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=["embedded", "real"], help="run one group of rows")
+    parser.add_argument("--experiment", action="append", help="run only these experiments (repeatable)")
+    parser.add_argument("--data-dir", type=Path,
+                        default=Path(os.environ.get("SEQLAB_DATA_DIR", REPO.parent / "shared" / "data")))
+    args = parser.parse_args()
+    lines = ["| dataset | model (experiment) | metric | value | minutes |", "|---|---|---|---|---|"]
+    for group, dataset, experiment, metric, overrides in ROWS:
+        if (args.only and group != args.only) or (args.experiment and experiment not in args.experiment):
+            continue
+        summary, minutes = run_row(experiment, overrides, args.data_dir)
+        lines.append(f"| {dataset} | `{experiment}` | {metric} | {summary['test'][metric]:.4f} | {minutes:.1f} |")
+        print(lines[-1], flush=True)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

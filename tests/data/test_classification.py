@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from seqlab.data.classification import TextClassificationDataModule
+from seqlab.data.collate import PadCollator
+from seqlab.data.sources import HFSource
+from seqlab.data.synthetic import NegationSentimentSource
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+@pytest.fixture
+def pair_files(tmp_path):
+    train = [{"premise": f"a man walks {i}", "hypothesis": "a man moves", "gold": "yes" if i % 2 else "no"} for i in range(20)]
+    dev = [{"premise": "a dog walks", "hypothesis": "a cat sleeps", "gold": "no"}]
+    return {"train": write_jsonl(tmp_path / "train.jsonl", train), "validation": write_jsonl(tmp_path / "dev.jsonl", dev)}
+
+
+def test_collate_pads_to_batch_max_and_masks():
+    batch = PadCollator(pad_token_id=0)([{"input_ids": [5, 6, 7], "labels": 1}, {"input_ids": [8], "labels": 0}])
+    assert torch.equal(batch["input_ids"], torch.tensor([[5, 6, 7], [8, 0, 0]]))
+    assert torch.equal(batch["attention_mask"], torch.tensor([[1, 1, 1], [1, 0, 0]]))
+    assert torch.equal(batch["lengths"], torch.tensor([3, 1]))
+    assert torch.equal(batch["labels"], torch.tensor([1, 0]))
+    tagged = PadCollator()([{"input_ids": [5, 6], "labels": [2, 3]}, {"input_ids": [8], "labels": [1]}])
+    assert torch.equal(tagged["labels"], torch.tensor([[2, 3], [1, -100]]))
+
+
+def test_negation_source_is_deterministic_and_needs_order():
+    a, b = NegationSentimentSource(50, 10, 10, seed=3).load(), NegationSentimentSource(50, 10, 10, seed=3).load()
+    assert a["train"]["text"][:] == b["train"]["text"][:]
+    assert NegationSentimentSource(50, 10, 10, seed=4).load()["train"]["text"][:] != a["train"]["text"][:]
+    # growing the training split leaves the test split unchanged
+    assert NegationSentimentSource(80, 10, 10, seed=3).load()["test"]["text"][:] == a["test"]["text"][:]
+
+
+def test_text_pairs_label_vocab_and_loader_options(pair_files):
+    dm = TextClassificationDataModule(
+        HFSource("jsonl", data_files=pair_files), text_column="premise", text_pair_column="hypothesis",
+        label_column="gold", batch_size=4, drop_last=True,
+    )
+    dm.setup("fit")
+    with pytest.raises(ValueError, match=r"no 'test' split .*add data_files.test \(or run with test=false\)"):
+        dm.test_dataloader()
+    assert dm.label_vocab.labels == ["no", "yes"]
+    assert dm.dims == {"vocab_size": dm.tokenizer.vocab_size, "pad_token_id": 0, "num_labels": 2}
+    first = dm.datasets["train"][0]
+    sep = dm.tokenizer.token_to_id("<sep>")
+    assert first["input_ids"] == dm.tokenizer.encode("a man walks 0") + [sep] + dm.tokenizer.encode("a man moves")
+    batches = list(dm.train_dataloader())
+    assert len(batches) == 5 and all(b["input_ids"].shape[0] == 4 for b in batches)
+    assert len(list(dm.val_dataloader())) == 1
+
+
+def test_state_round_trip_restores_tokenizer_and_labels(pair_files):
+    dm = TextClassificationDataModule(HFSource("jsonl", data_files=pair_files), text_column="premise",
+                                      text_pair_column="hypothesis", label_column="gold")
+    dm.setup("fit")
+    other = TextClassificationDataModule(HFSource("jsonl", data_files=pair_files), text_column="premise",
+                                         text_pair_column="hypothesis", label_column="gold", min_freq=5)
+    other.load_state_dict(dm.state_dict())
+    other.setup("fit")  # restored vocab is kept, not refitted with min_freq=5
+    assert other.tokenizer.get_vocab() == dm.tokenizer.get_vocab()
+    assert other.datasets["train"]["input_ids"][:] == dm.datasets["train"]["input_ids"][:]
+
+
+def test_validation_is_carved_from_train_with_a_seed(tmp_path):
+    rows = [{"text": f"w{i} x", "label": i % 3} for i in range(100)]
+    files = {"train": write_jsonl(tmp_path / "t.jsonl", rows)}
+    splits = []
+    for _ in range(2):
+        dm = TextClassificationDataModule(HFSource("json", data_files=files), val_fraction=0.2, split_seed=7)
+        dm.setup("fit")
+        splits.append(dm.datasets["validation"]["input_ids"][:])
+        assert len(dm.datasets["train"]) == 80 and len(dm.datasets["validation"]) == 20
+    assert splits[0] == splits[1]
+    assert dm.label_vocab.labels == [0, 1, 2]  # ints stay ints, sorted
+
+
+def test_max_samples_and_truncation(tmp_path):
+    rows = [{"text": "one two three four five", "label": "a"}] * 30
+    files = {"train": write_jsonl(tmp_path / "t.jsonl", rows), "validation": write_jsonl(tmp_path / "v.jsonl", rows)}
+    dm = TextClassificationDataModule(HFSource("json", data_files=files), max_train_samples=10, max_eval_samples=4,
+                                      max_seq_length=3)
+    dm.setup("fit")
+    assert len(dm.datasets["train"]) == 10 and len(dm.datasets["validation"]) == 4
+    assert all(len(x) == 3 for x in dm.datasets["train"]["input_ids"][:])
+
+
+# ---- bad input: one clear error naming what to fix ---------------------------------------------------
+def test_unknown_column_lists_the_available_ones(pair_files):
+    dm = TextClassificationDataModule(HFSource("jsonl", data_files=pair_files), text_column="sentence")
+    with pytest.raises(ValueError, match=r"data.text_column='sentence'.*available columns: \['premise', 'hypothesis', 'gold'\]"):
+        dm.setup("fit")
+
+
+def test_label_unseen_in_train_is_an_error(tmp_path):
+    files = {
+        "train": write_jsonl(tmp_path / "t.jsonl", [{"text": "good", "label": "pos"}, {"text": "bad", "label": "neg"}]),
+        "validation": write_jsonl(tmp_path / "v.jsonl", [{"text": "meh", "label": "neutral"}]),
+    }
+    dm = TextClassificationDataModule(HFSource("jsonl", data_files=files))
+    with pytest.raises(ValueError, match=r"split 'validation', column 'label': label 'neutral' does not occur in the training split"):
+        dm.setup("fit")
+
+
+def test_empty_text_fails_or_is_dropped(tmp_path):
+    rows = [{"text": "fine", "label": 1}, {"text": "   ", "label": 0}, {"text": "ok", "label": 0}]
+    files = {"train": write_jsonl(tmp_path / "t.jsonl", rows), "validation": write_jsonl(tmp_path / "v.jsonl", rows[:1])}
+    with pytest.raises(ValueError, match=r"split 'train' row 1 .*no tokens.*data.drop_empty=true"):
+        TextClassificationDataModule(HFSource("jsonl", data_files=files)).setup("fit")
+    dm = TextClassificationDataModule(HFSource("jsonl", data_files=files), drop_empty=True)
+    dm.setup("fit")
+    assert len(dm.datasets["train"]) == 2
+
+
+def test_persistent_workers_without_workers_is_refused():
+    with pytest.raises(ValueError, match="data.persistent_workers=true needs data.num_workers > 0"):
+        TextClassificationDataModule(NegationSentimentSource(), persistent_workers=True)
