@@ -124,3 +124,24 @@ def test_empty_text_fails_or_is_dropped(tmp_path):
 def test_persistent_workers_without_workers_is_refused():
     with pytest.raises(ValueError, match="data.persistent_workers=true needs data.num_workers > 0"):
         TextClassificationDataModule(NegationSentimentSource(), persistent_workers=True)
+
+
+def test_tokenized_splits_are_cached_and_num_proc_gives_the_same_result(tmp_path):
+    rows = [{"text": f"word{i % 17} and word{i % 5}", "label": i % 2} for i in range(400)]
+    files = {"train": write_jsonl(tmp_path / "t.jsonl", rows), "validation": write_jsonl(tmp_path / "v.jsonl", rows[:50])}
+
+    def build(num_proc=None):
+        dm = TextClassificationDataModule(HFSource("jsonl", data_files=files, cache_dir=str(tmp_path / "cache")),
+                                          num_proc=num_proc)
+        dm.setup("fit")
+        return dm
+
+    first = build()
+    cached = [f["filename"] for f in first.datasets["train"].cache_files if "cache-" in f["filename"]]
+    assert cached, "tokenized train split was not written to the datasets cache"
+    mtimes = {f: (tmp_path / f).stat().st_mtime_ns for f in cached}
+    second = build()  # same data, same tokenizer: the datasets fingerprint matches, nothing is re-tokenized
+    assert [f["filename"] for f in second.datasets["train"].cache_files if "cache-" in f["filename"]] == cached
+    assert {f: (tmp_path / f).stat().st_mtime_ns for f in cached} == mtimes
+    parallel = build(num_proc=2)
+    assert parallel.datasets["train"]["input_ids"][:] == first.datasets["train"]["input_ids"][:]
