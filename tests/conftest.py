@@ -17,7 +17,8 @@ SHARED_DATA = Path(os.environ.get("SEQLAB_DATA_DIR", REPO.parent / "shared" / "d
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a hub name would otherwise retry ~30 s before failing
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# Small models run fastest on one thread, and a second thread only fights other processes on a shared machine.
+torch.set_num_threads(1)
 
 
 def compose_cfg(*overrides: str, output_dir: Path | None = None):

@@ -23,6 +23,20 @@ PRE_TOKENIZERS = {
 }
 
 
+def _renumbered(tok: Tokenizer, specials: Sequence[str]) -> Tokenizer:
+    """`tok` with ids 0..V-1 in the same order. The WordLevel trainer (tokenizers 0.23) gives a special token
+    that also occurs in the corpus (WikiText's literal `<unk>`) a second id after the specials and leaves a hole
+    at its first, so `vocab_size` would be one short of the largest id + 1 (an embedding IndexError)."""
+    vocab = tok.get_vocab()
+    if sorted(vocab.values()) == list(range(len(vocab))):
+        return tok
+    words = sorted(vocab, key=vocab.get)  # order kept: specials first, then by frequency
+    out = Tokenizer(WordLevel({w: i for i, w in enumerate(words)}, unk_token=UNK))
+    out.normalizer, out.pre_tokenizer = tok.normalizer, tok.pre_tokenizer
+    out.add_special_tokens(list(specials))
+    return out
+
+
 class WordTokenizer:
     """Words -> ids with `<pad>` = 0 and `<unk>` = 1, then any extra special tokens (`<sep>`, `<eos>`)."""
 
@@ -69,7 +83,7 @@ class WordTokenizer:
             # and tokens of pre-tokenized corpora never contain whitespace.
             texts = (" ".join(words) for words in texts)
         tok.train_from_iterator(texts, trainer=trainer)
-        return cls(tok)
+        return cls(_renumbered(tok, specials))
 
     # ---- encoding -------------------------------------------------------------------------------------
     def encode(self, text: str | Sequence[str]) -> list[int]:

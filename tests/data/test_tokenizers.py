@@ -42,3 +42,10 @@ def test_round_trips(tmp_path):
     for other in (WordTokenizer.from_file(path), WordTokenizer.from_str(tok.to_str()), pickle.loads(pickle.dumps(tok))):
         assert other.get_vocab() == tok.get_vocab()
         assert other.encode_batch(sample) == tok.encode_batch(sample)
+
+
+def test_a_special_token_inside_the_corpus_keeps_ids_contiguous():
+    tok = WordTokenizer.fit(["a <unk> b <unk> <unk> a a"], pre_tokenizer="whitespace_split", lowercase=False)
+    ids = sorted(tok.get_vocab().values())
+    assert ids == list(range(tok.vocab_size)) and tok.get_vocab()["<unk>"] == 1
+    assert tok.encode("a <unk> zzz") == [tok.get_vocab()["a"], 1, 1]
