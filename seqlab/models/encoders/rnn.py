@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
@@ -17,6 +18,8 @@ class RNNEncoder(nn.Module):
     embed_dim: word embedding size. hidden_size: per direction, so ``output_dim = hidden_size * directions``.
     num_layers, bidirectional, cell: the recurrence (``lstm`` | ``gru`` | ``rnn``).
     dropout: between stacked layers (needs ``num_layers > 1``). embedding_dropout: on the word vectors.
+    char_encoder: optional `seqlab.models.char.CharEncoder`; its (B, T, D) word features are concatenated to the
+        word embeddings, and ``forward`` then needs ``char_ids`` (B, T, L) (``data.use_chars=true``).
     """
 
     def __init__(
@@ -30,6 +33,7 @@ class RNNEncoder(nn.Module):
         bidirectional: bool = False,
         dropout: float = 0.0,
         embedding_dropout: float = 0.0,
+        char_encoder: nn.Module | None = None,
     ):
         super().__init__()
         if cell not in CELLS:
@@ -40,19 +44,26 @@ class RNNEncoder(nn.Module):
                 "(the task's own `dropout` regularises the output)"
             )
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_token_id)
+        self.char_encoder = char_encoder
         self.embedding_dropout = nn.Dropout(embedding_dropout)
+        input_size = embed_dim + (char_encoder.output_dim if char_encoder is not None else 0)
         self.rnn = CELLS[cell](
-            embed_dim, hidden_size, num_layers=num_layers, batch_first=True, bidirectional=bidirectional, dropout=dropout
+            input_size, hidden_size, num_layers=num_layers, batch_first=True, bidirectional=bidirectional, dropout=dropout
         )
         self.num_directions = 2 if bidirectional else 1
         self.output_dim = hidden_size * self.num_directions
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor, state=None) -> EncoderOutput:
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, state=None, char_ids: Tensor | None = None) -> EncoderOutput:
         B, T = input_ids.shape
         lengths = attention_mask.sum(dim=1)
         if bool((lengths == 0).any()):
             raise ValueError("RNNEncoder got a sequence of length 0; drop empty rows before batching")
-        x = self.embedding_dropout(self.embedding(input_ids))  # (B, T, E)
+        x = self.embedding(input_ids)  # (B, T, E)
+        if self.char_encoder is not None:
+            if char_ids is None:
+                raise ValueError("model.encoder.char_encoder is set but the batch has no char_ids: set data.use_chars=true")
+            x = torch.cat([x, self.char_encoder(char_ids)], dim=-1)  # (B, T, E + D)
+        x = self.embedding_dropout(x)
         if bool((lengths == T).all()):  # nothing to skip (language modelling windows): packing would only cost time
             out, state = self.rnn(x, state)  # (B, T, H*D)
             return EncoderOutput(out, state)

@@ -1,0 +1,243 @@
+"""TokenClassificationDataModule: one tag per word (NER, POS, chunking), from pre-tokenized sentences."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from datasets import ClassLabel, Dataset, DatasetDict
+from torch import Tensor
+
+from seqlab.data.base import SeqDataModule, column, prepare_splits, require_columns
+from seqlab.data.collate import PadCollator, pad_sequences
+from seqlab.data.tokenizers import WordTokenizer
+from seqlab.data.vocab import LabelVocab
+from seqlab.metrics.spans import check_tags, iob1_to_iob2
+
+log = logging.getLogger(__name__)
+
+CHAR_PAD, CHAR_UNK = 0, 1  # char ids; the char vocabulary is ["<pad>", "<unk>", then every char seen in train]
+CHAR_SPECIALS = ["<pad>", "<unk>"]
+
+
+def build_char_vocab(sentences: Sequence[Sequence[str]]) -> list[str]:
+    """Every character of the training words, sorted, after the two specials. Case is kept on purpose:
+    it is the signal char features add to lowercased word embeddings (capitalised words are often entities)."""
+    return CHAR_SPECIALS + sorted({c for words in sentences for w in words for c in w})
+
+
+def _tag_names(feature) -> list[str] | None:
+    """The ClassLabel names of a ``Sequence(ClassLabel)`` tags column (HF hub conll2003), else None (string tags)."""
+    inner = getattr(feature, "feature", None)
+    return list(inner.names) if isinstance(inner, ClassLabel) else None
+
+
+def _read_tags(tags: list, names: list[str] | None, iob1: bool) -> list[str]:
+    tags = [names[t] for t in tags] if names is not None else tags
+    return iob1_to_iob2(tags) if iob1 else tags
+
+
+def _encode(batch, idx, *, tokenizer, vocab, char_index, tokens_column, tags_column, names, iob1,
+            max_seq_length, max_word_length, split):
+    words = batch[tokens_column]
+    out: dict[str, list] = {"input_ids": tokenizer.encode_batch(words)}  # one id per word
+    labels = []
+    for i, sent, tags in zip(idx, words, batch[tags_column], strict=True):
+        if len(sent) != len(tags):
+            raise ValueError(f"split '{split}' row {i}: {len(sent)} tokens but {len(tags)} tags")
+        where = f"split '{split}' row {i}, column '{tags_column}': "
+        labels.append([vocab.encode(t, where=where) for t in _read_tags(tags, names, iob1)])
+    out["labels"] = labels
+    if char_index is not None:
+        out["char_ids"] = [[[char_index.get(c, CHAR_UNK) for c in w[:max_word_length]] for w in sent] for sent in words]
+    if max_seq_length:
+        out = {k: [row[:max_seq_length] for row in v] for k, v in out.items()}
+    return out
+
+
+class TaggingCollator(PadCollator):
+    """`PadCollator` plus ``char_ids`` (B, T, L) when the examples carry them: L = longest word in the batch,
+    padded chars and padded words are `CHAR_PAD` (0)."""
+
+    def __call__(self, examples: Sequence[dict]) -> dict[str, Tensor]:
+        batch = super().__call__(examples)
+        if "char_ids" in examples[0]:
+            T = batch["input_ids"].size(1)
+            L = max(len(w) for e in examples for w in e["char_ids"])
+            rows = [w for e in examples for w in e["char_ids"] + [[]] * (T - len(e["char_ids"]))]  # B*T words
+            rows = [w + [CHAR_PAD] * (L - len(w)) for w in rows]
+            batch["char_ids"] = pad_sequences(rows, CHAR_PAD).reshape(len(examples), T, L)  # (B, T, L)
+        return batch
+
+
+class TokenClassificationDataModule(SeqDataModule):
+    """Loads tagged sentences, fits a word tokenizer, a tag vocabulary (and a char vocabulary) on train, pads batches.
+
+    Args:
+        source: anything with ``load() -> DatasetDict`` (`HFSource` with ``path: conll`` for CoNLL column files).
+        tokens_column / tags_column: a list of words and a list of tags (strings, or ints of a ``Sequence(ClassLabel)``
+            feature, whose names are then the tags) per row.
+        tag_scheme: the scheme of the tags *in the source*: IOB1 | IOB2 | IOBES, or null for tags without spans
+            (POS). IOB1 (the original CoNLL-2003 files) is converted to IOB2 at load time, so the model learns and
+            is scored in IOB2 (``dims["tag_scheme"]``).
+        lowercase, min_freq, max_size: word vocabulary fitting (see `WordTokenizer.fit`); words are never split.
+        max_seq_length: truncate longer sentences (their cut-off tokens are then neither trained on nor scored).
+        use_chars: add ``char_ids`` (B, T, L) to each batch for a char-aware encoder; max_word_length: chars kept per word.
+        val_fraction, split_seed: carve a validation split from train when the source has none.
+        max_train_samples, max_eval_samples: keep only the first N sentences (quick runs, tests).
+        drop_empty: drop sentences with no tokens (with a warning) instead of failing on them.
+        num_proc: processes for `datasets.map`.
+    """
+
+    def __init__(
+        self,
+        source: Any,
+        tokens_column: str = "tokens",
+        tags_column: str = "tags",
+        tag_scheme: str | None = "IOB2",
+        lowercase: bool = True,
+        min_freq: int = 1,
+        max_size: int | None = None,
+        max_seq_length: int | None = None,
+        use_chars: bool = False,
+        max_word_length: int = 20,
+        val_fraction: float = 0.1,
+        split_seed: int = 0,
+        max_train_samples: int | None = None,
+        max_eval_samples: int | None = None,
+        drop_empty: bool = False,
+        num_proc: int | None = None,
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+        drop_last: bool = False,
+    ):
+        super().__init__(batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers, drop_last)
+        check_tags([], tag_scheme, key="data.tag_scheme")  # the scheme name itself, before any data is read
+        if max_word_length < 1:
+            raise ValueError(f"data.max_word_length={max_word_length}: must be >= 1")
+        self.save_hyperparameters(logger=False, ignore=["source"])
+        self.source = source
+        self.tokenizer: WordTokenizer | None = None
+        self.label_vocab: LabelVocab | None = None
+        self.char_vocab: list[str] | None = None
+        self.datasets: DatasetDict | None = None
+
+    # ---- Lightning hooks ---------------------------------------------------------------------------
+    def prepare_data(self) -> None:
+        self.source.load()  # build the datasets cache once, on one process
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets is not None:
+            return
+        hp = self.hparams
+        raw = prepare_splits(
+            self.source.load(),
+            val_fraction=hp.val_fraction,
+            split_seed=hp.split_seed,
+            max_train_samples=hp.max_train_samples,
+            max_eval_samples=hp.max_eval_samples,
+        )
+        for split, ds in raw.items():
+            require_columns(ds, split, {"tokens_column": hp.tokens_column, "tags_column": hp.tags_column})
+        if hp.tag_scheme == "IOB1":
+            log.info("data.tag_scheme=IOB1: tags are converted to IOB2 at load time; the model predicts and is scored in IOB2")
+        train = raw["train"]
+        words = column(train, hp.tokens_column)
+        if self.tokenizer is None:  # not restored from a checkpoint: fit on train only
+            self.tokenizer = WordTokenizer.fit(
+                words, lowercase=hp.lowercase, min_freq=hp.min_freq, max_size=hp.max_size, is_pretokenized=True
+            )
+        if self.label_vocab is None:
+            names = _tag_names(train.features[hp.tags_column])
+            if names is not None and hp.tag_scheme != "IOB1":  # keep the source's ids (and its full tag list)
+                self.label_vocab = LabelVocab(names)
+            else:
+                tags = [t for row in column(train, hp.tags_column) for t in _read_tags(row, names, hp.tag_scheme == "IOB1")]
+                self.label_vocab = LabelVocab.from_values(tags)
+            check_tags(self.label_vocab.labels, self.model_tag_scheme, key="data.tag_scheme")
+        if hp.use_chars and self.char_vocab is None:
+            self.char_vocab = build_char_vocab(words)
+        self.datasets = DatasetDict({split: self._encode(ds, split) for split, ds in raw.items()})
+        log.info(
+            "data: %s | vocab %d | %d tags %s%s",
+            ", ".join(f"{k} {len(v)}" for k, v in self.datasets.items()), self.tokenizer.vocab_size,
+            len(self.label_vocab), self.label_vocab.labels,
+            f" | {len(self.char_vocab)} chars" if self.char_vocab is not None else "",
+        )
+
+    def _encode(self, ds: Dataset, split: str) -> Dataset:
+        hp = self.hparams
+        if hp.use_chars and self.char_vocab is None:
+            raise ValueError("data.use_chars=true but the restored state has no char vocabulary")
+        encoded = ds.map(
+            _encode,
+            batched=True,
+            with_indices=True,
+            num_proc=hp.num_proc,
+            remove_columns=ds.column_names,
+            desc=f"Tokenizing {split}",
+            fn_kwargs=dict(
+                tokenizer=self.tokenizer, vocab=self.label_vocab,
+                char_index={c: i for i, c in enumerate(self.char_vocab)} if hp.use_chars else None,
+                tokens_column=hp.tokens_column, tags_column=hp.tags_column,
+                names=_tag_names(ds.features[hp.tags_column]), iob1=hp.tag_scheme == "IOB1",
+                max_seq_length=hp.max_seq_length, max_word_length=hp.max_word_length, split=split,
+            ),
+        )
+        empty = [i for i, n in enumerate(map(len, column(encoded, "input_ids"))) if n == 0]
+        if empty:
+            if not hp.drop_empty:
+                raise ValueError(
+                    f"split '{split}' row {empty[0]} (and {len(empty) - 1} more): column '{hp.tokens_column}' has no tokens; "
+                    "an RNN cannot read an empty sentence. Clean the data or set data.drop_empty=true"
+                )
+            log.warning("split '%s': dropped %d sentences with no tokens (data.drop_empty=true)", split, len(empty))
+            drop = set(empty)
+            encoded = encoded.select(i for i in range(len(encoded)) if i not in drop)
+        return encoded
+
+    def train_dataloader(self):
+        return self._loader(self.split("train"), train=True, collate_fn=self.collate)
+
+    def val_dataloader(self):
+        return self._loader(self.split("validation"), train=False, collate_fn=self.collate)
+
+    def test_dataloader(self):
+        return self._loader(self.split("test"), train=False, collate_fn=self.collate)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Saved in every checkpoint: what a checkpoint needs to encode new sentences and name its tags."""
+        return {"tokenizer": self.tokenizer.to_str(), "labels": self.label_vocab.labels, "chars": self.char_vocab}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.tokenizer = WordTokenizer.from_str(state["tokenizer"])
+        self.label_vocab = LabelVocab(state["labels"])
+        self.char_vocab = state.get("chars")
+
+    # ---- what the model needs to know about the data -----------------------------------------------
+    @property
+    def model_tag_scheme(self) -> str | None:
+        """The scheme of the label ids the model sees: IOB1 sources are converted to IOB2."""
+        return "IOB2" if self.hparams.tag_scheme == "IOB1" else self.hparams.tag_scheme
+
+    @property
+    def collate(self) -> TaggingCollator:
+        return TaggingCollator(pad_token_id=self.tokenizer.pad_token_id)
+
+    @property
+    def dims(self) -> dict[str, Any]:
+        """What the model config's ``???`` are filled with (`seqlab.utils.fill_from_data`), by key name."""
+        dims = {
+            "vocab_size": self.tokenizer.vocab_size,
+            "pad_token_id": self.tokenizer.pad_token_id,
+            "num_labels": len(self.label_vocab),
+            "labels": list(self.label_vocab.labels),
+            "tag_scheme": self.model_tag_scheme,
+        }
+        if self.hparams.use_chars:
+            dims["num_chars"] = len(self.char_vocab)
+        return dims
