@@ -26,6 +26,7 @@ ROWS = [
     ("embedded", "NegationSentiment (generated)", "gru", "test/acc", []),
     ("embedded", "NegationSentiment (generated)", "rnn", "test/acc", []),
     ("embedded", "NegationSentiment (generated)", "bilstm", "test/acc", []),
+    ("embedded", "NegationSentiment (generated)", "cnn", "test/acc", []),
     ("embedded", "NegationSentiment (generated)", "bow", "test/acc", []),
     ("real", "SST-2 (dev)", "lstm_sst2", "test/acc", []),
     ("real", "CoNLL-2003 (eng.testb)", "bilstm_conll", "test/f1", []),

@@ -55,6 +55,10 @@ def _train(argv: list[str]) -> None:
     train_app()
 
 
+def _is_override(arg: str) -> bool:
+    return "=" in arg or arg.startswith(("+", "~", "-"))
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
     commands = "\n".join(f"  {name:<10}{text}" for name, text in COMMANDS.items())
@@ -62,6 +66,10 @@ def main(argv: list[str] | None = None) -> None:
         print(USAGE.format(commands=commands))
         sys.exit(0 if argv else 2)
     command, rest = argv[0], argv[1:]
+    if command not in COMMANDS and os.environ.get("LOCAL_RANK") and _is_override(command):
+        # A DDP worker: Lightning relaunches `python -m seqlab <sys.argv[1:]>`, i.e. the Hydra overrides
+        # without the command name (which `_train` moved out of sys.argv for Hydra).
+        command, rest = "train", argv
     if command not in COMMANDS:
         sys.exit(f"seqlab: unknown command {command!r}; commands: {', '.join(COMMANDS)} (see seqlab --help)")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # silence the fork warning of DataLoader workers

@@ -13,7 +13,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from seqlab.checkpoint import attach_config
+from seqlab.checkpoint import attach_config, data_state
 from seqlab.utils import fill_from_data, instantiate_list, log_hyperparameters, print_summary
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
     log.info("data: %s", cfg.data._target_)
     datamodule: L.LightningDataModule = instantiate(cfg.data)
-    datamodule.prepare_data()
+    if cfg.get("ckpt_path"):  # resuming: encode with the checkpoint's vocabularies, not freshly fitted ones
+        datamodule.load_state_dict(data_state(cfg.ckpt_path))
     datamodule.setup("fit")
 
     # vocab_size, pad_token_id, num_labels ... are `???` in the model config: the data decides them.
@@ -67,8 +68,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
 def summarize(trainer: L.Trainer, cfg: DictConfig, test_metrics: dict[str, float]) -> dict[str, Any]:
     ckpt_cb = trainer.checkpoint_callback
-    best = ckpt_cb.best_model_score if ckpt_cb is not None else None
-    monitor = ckpt_cb.monitor if ckpt_cb is not None else cfg.get("monitor")
+    best = ckpt_cb.best_model_score if ckpt_cb is not None and ckpt_cb.monitor else None
+    # Without seqlab's callbacks Lightning adds a ModelCheckpoint that monitors nothing: report cfg.monitor then.
+    monitor = (ckpt_cb.monitor if ckpt_cb is not None else None) or cfg.get("monitor")
     if best is None and monitor is not None:  # no checkpointing: fall back to the last logged value
         best = trainer.callback_metrics.get(monitor)
     return {

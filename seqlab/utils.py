@@ -18,7 +18,8 @@ def fill_from_data(cfg: DictConfig, dims: Mapping[str, Any], prefix: str = "mode
 
     Keys set explicitly are left alone. Any ``???`` the data cannot fill is an error naming the key.
     """
-    cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))  # a detached copy
+    # A detached copy, resolved first: interpolations such as ${trainer.max_epochs} point outside `cfg`.
+    cfg = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False))
 
     def walk(node, path):
         if isinstance(node, DictConfig):

@@ -91,3 +91,26 @@ def test_bad_override_is_named_in_the_error(override, message, tmp_path):
     assert proc.returncode != 0
     assert message in proc.stderr + proc.stdout
     assert not (tmp_path / "r" / "checkpoints").exists()  # nothing half-written
+
+
+def test_resume_uses_the_checkpoint_vocabulary(tmp_path):
+    """Resuming with a data setting that would fit another vocabulary still restores the checkpoint's own."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    quick = ["trainer.max_epochs=1", "trainer.limit_train_batches=5", "trainer.limit_val_batches=2",
+             "trainer.limit_test_batches=2"]
+    seqlab("train", "+experiment=lstm", *quick, f"hydra.run.dir={first}", cwd=tmp_path)
+    ckpt = first / "checkpoints" / "last.ckpt"
+    seqlab("train", "+experiment=lstm", *quick[1:], "trainer.max_epochs=2", "data.min_freq=50", f"ckpt_path={ckpt}",
+           f"hydra.run.dir={second}", cwd=tmp_path)
+    assert data_state(second / "checkpoints" / "last.ckpt")["tokenizer"] == data_state(ckpt)["tokenizer"]
+    assert torch.load(second / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
+
+
+def test_ddp_workers_relaunched_by_lightning_find_the_train_command(tmp_path):
+    """trainer=ddp: Lightning restarts `python -m seqlab <overrides>` in each worker (here 2 CPU processes)."""
+    run_dir = tmp_path / "ddp"
+    seqlab("train", "+experiment=lstm", "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+           "trainer.max_epochs=1", "trainer.limit_train_batches=4", "trainer.limit_val_batches=2",
+           "trainer.limit_test_batches=2", "callbacks.rich_progress_bar=null", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert Path(summary["best_model_path"]).is_file() and "test/acc" in summary["test"]

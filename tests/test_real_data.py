@@ -5,7 +5,6 @@ The full-size runs and their floors are in benchmarks/quality.py and the README.
 
 from __future__ import annotations
 
-
 from seqlab.train import run
 from tests.conftest import compose_cfg
 

@@ -7,6 +7,8 @@ helpers they would otherwise copy.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from datasets import Dataset, DatasetDict
 from lightning import LightningDataModule
@@ -21,28 +23,53 @@ def prepare_splits(
     raw: DatasetDict,
     *,
     val_fraction: float,
-    split_seed: int,
+    split_seed: int | None,
     max_train_samples: int | None = None,
     max_eval_samples: int | None = None,
 ) -> DatasetDict:
-    """train/validation/test from what the source has: carve validation out of train (seeded) when missing,
-    then cut each split to `max_*_samples` rows (the first rows, so a slice is reproducible)."""
+    """train/validation/test from what the source has: carve validation out of train when missing, then cut
+    each split to `max_*_samples` rows (the first rows, so a slice is reproducible).
+
+    The carve draws rows at random with `split_seed`; ``split_seed=None`` takes the last rows in order instead,
+    for data whose row order matters (the lines of a language-modelling corpus).
+    """
     if "train" not in raw:
         raise ValueError(f"the data source has no 'train' split (it has {sorted(raw)}); map one with split_names")
     splits = dict(raw)
     if "validation" not in splits:
         if not 0 < val_fraction < 1:
             raise ValueError(f"the source has no validation split and val_fraction={val_fraction}: set 0 < val_fraction < 1")
-        parts = splits["train"].train_test_split(test_size=val_fraction, seed=split_seed, shuffle=True)
-        splits["train"], splits["validation"] = parts["train"], parts["test"]
+        train = splits["train"]
+        if split_seed is None:
+            cut = len(train) - max(1, int(len(train) * val_fraction))
+            splits["train"], splits["validation"] = train.select(range(cut)), train.select(range(cut, len(train)))
+        else:
+            parts = train.train_test_split(test_size=val_fraction, seed=split_seed, shuffle=True)
+            splits["train"], splits["validation"] = parts["train"], parts["test"]
         log.warning(
-            "no validation split in the source: carved %d rows from train (val_fraction=%s, seed=%d)",
-            len(splits["validation"]), val_fraction, split_seed,
+            "no validation split in the source: carved %d rows from train (val_fraction=%s, %s)",
+            len(splits["validation"]), val_fraction, "the last rows, in order" if split_seed is None else f"seed={split_seed}",
         )
     for split, limit in (("train", max_train_samples), ("validation", max_eval_samples), ("test", max_eval_samples)):
         if limit is not None and split in splits and len(splits[split]) > limit:
             splits[split] = splits[split].select(range(limit))
     return DatasetDict({k: v for k, v in splits.items() if k in SPLITS})
+
+
+def drop_empty_rows(encoded: Dataset, split: str, what: str, drop: bool) -> Dataset:
+    """Rows whose ``input_ids`` are empty: an error naming the first one, or (``drop``) removed with a warning.
+    An RNN cannot read a sequence of length 0."""
+    empty = [i for i, n in enumerate(map(len, column(encoded, "input_ids"))) if n == 0]
+    if not empty:
+        return encoded
+    if not drop:
+        raise ValueError(
+            f"split '{split}' row {empty[0]} (and {len(empty) - 1} more): {what} has no tokens; "
+            "an RNN cannot read an empty sequence. Clean the data or set data.drop_empty=true"
+        )
+    log.warning("split '%s': dropped %d rows with no tokens (data.drop_empty=true)", split, len(empty))
+    gone = set(empty)
+    return encoded.select(i for i in range(len(encoded)) if i not in gone)
 
 
 def column(ds: Dataset, name: str) -> list:
@@ -58,7 +85,12 @@ def require_columns(ds: Dataset, split: str, columns: dict[str, str | None]) -> 
 
 
 class SeqDataModule(LightningDataModule):
-    """DataLoader options shared by all seqlab DataModules (`eval_batch_size` defaults to `batch_size`)."""
+    """What seqlab DataModules share: a `source`, prepared splits in `self.datasets`, DataLoader options
+    (`eval_batch_size` defaults to `batch_size`). Subclasses implement `setup`, `collate`, `dims` and the state.
+    """
+
+    source: Any
+    datasets: Mapping[str, Any] | None = None
 
     def __init__(
         self,
@@ -79,18 +111,29 @@ class SeqDataModule(LightningDataModule):
         self.persistent_workers = persistent_workers
         self.drop_last = drop_last
 
+    def prepare_data(self) -> None:
+        self.source.load()  # download / build the datasets cache once, on one process
+
     def has_split(self, name: str) -> bool:
-        return getattr(self, "datasets", None) is not None and name in self.datasets
+        return self.datasets is not None and name in self.datasets
 
     def split(self, name: str):
         """The prepared split `name`; a clear error when the source has none (e.g. no test files)."""
-        datasets = getattr(self, "datasets", None)
-        if datasets is None:
+        if self.datasets is None:
             raise RuntimeError(f"{type(self).__name__}.setup() has not run yet")
-        if name not in datasets:
+        if name not in self.datasets:
             hint = " (or run with test=false)" if name == "test" else ""
-            raise ValueError(f"the data has no '{name}' split (it has {sorted(datasets)}): add data_files.{name}{hint}")
-        return datasets[name]
+            raise ValueError(f"the data has no '{name}' split (it has {sorted(self.datasets)}): add data_files.{name}{hint}")
+        return self.datasets[name]
+
+    def train_dataloader(self):
+        return self._loader(self.split("train"), train=True, collate_fn=self.collate)
+
+    def val_dataloader(self):
+        return self._loader(self.split("validation"), train=False, collate_fn=self.collate)
+
+    def test_dataloader(self):
+        return self._loader(self.split("test"), train=False, collate_fn=self.collate)
 
     def _loader(self, dataset, *, train: bool, collate_fn=None, sampler=None, batch_sampler=None) -> DataLoader:
         kwargs = dict(

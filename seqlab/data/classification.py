@@ -7,7 +7,7 @@ from typing import Any
 
 from datasets import ClassLabel, DatasetDict
 
-from seqlab.data.base import SeqDataModule, column, prepare_splits, require_columns
+from seqlab.data.base import SeqDataModule, column, drop_empty_rows, prepare_splits, require_columns
 from seqlab.data.collate import PadCollator
 from seqlab.data.tokenizers import WordTokenizer
 from seqlab.data.vocab import LabelVocab
@@ -17,17 +17,54 @@ log = logging.getLogger(__name__)
 SEP = "<sep>"  # joins the two texts of a pair, so an RNN reads "premise <sep> hypothesis"
 
 
-def _encode(batch, *, tokenizer, vocab, text_column, text_pair_column, label_column, max_seq_length, split):
-    ids = tokenizer.encode_batch(batch[text_column])
+def _texts(values) -> list[str]:
+    return [v or "" for v in values]  # a null cell (empty CSV field) is an empty text, reported by drop_empty_rows
+
+
+def truncate_pair(a: list[int], b: list[int], budget: int) -> tuple[list[int], list[int]]:
+    """Shorten the longer of the two until both fit in `budget` tokens (HF's ``longest_first``)."""
+    la, lb = len(a), len(b)
+    while la + lb > budget:
+        if la >= lb:
+            la -= 1
+        else:
+            lb -= 1
+    return a[:la], b[:lb]
+
+
+def _encode(batch, *, tokenizer, vocab, text_column, text_pair_column, label_column, label_names, max_seq_length, split):
+    ids = tokenizer.encode_batch(_texts(batch[text_column]))
     if text_pair_column is not None:
         sep = tokenizer.token_to_id(SEP)
-        ids = [a + [sep] + b for a, b in zip(ids, tokenizer.encode_batch(batch[text_pair_column]), strict=True)]
-    if max_seq_length:
+        pairs = tokenizer.encode_batch(_texts(batch[text_pair_column]))
+        budget = max_seq_length - 1 if max_seq_length else None  # one slot for <sep>
+        joined = []
+        for a, b in zip(ids, pairs, strict=True):
+            if budget is not None:
+                a, b = truncate_pair(a, b, budget)
+            joined.append(a + [sep] + b)
+        ids = joined
+    elif max_seq_length:
         ids = [s[:max_seq_length] for s in ids]
-    out = {"input_ids": ids}
-    if label_column is not None:
-        out["labels"] = [vocab.encode(v, where=f"split '{split}', column '{label_column}': ") for v in batch[label_column]]
-    return out
+    values = batch[label_column]
+    if label_names is not None:  # a ClassLabel column holds ids into its names; -1 means "no label"
+        values = [label_names[v] if v is not None and 0 <= v < len(label_names) else v for v in values]
+    where = f"split '{split}', column '{label_column}': "
+    return {"input_ids": ids, "labels": [vocab.encode(v, where=where) for v in values]}
+
+
+def _class_names(feature) -> list | None:
+    return list(feature.names) if isinstance(feature, ClassLabel) else None
+
+
+def _is_labelled(ds, split: str, label_column: str) -> bool:
+    """False for an evaluation split whose labels are all -1 (the hidden test labels of GLUE on the hub)."""
+    if split == "train" or _class_names(ds.features[label_column]) is None:
+        return True
+    if len(ds) and all(v == -1 for v in column(ds, label_column)):
+        log.warning("split '%s' has no labels (all -1): it is not used for evaluation", split)
+        return False
+    return True
 
 
 class TextClassificationDataModule(SeqDataModule):
@@ -76,9 +113,6 @@ class TextClassificationDataModule(SeqDataModule):
         self.datasets: DatasetDict | None = None
 
     # ---- Lightning hooks ---------------------------------------------------------------------------
-    def prepare_data(self) -> None:
-        self.source.load()  # download / build the datasets cache once, on one process
-
     def setup(self, stage: str | None = None) -> None:
         if self.datasets is not None:
             return
@@ -95,17 +129,18 @@ class TextClassificationDataModule(SeqDataModule):
             require_columns(ds, split, columns)
         train = raw["train"]
         if self.tokenizer is None:  # not restored from a checkpoint: fit on train only
-            texts = column(train, hp.text_column) + (column(train, hp.text_pair_column) if hp.text_pair_column else [])
+            texts = _texts(column(train, hp.text_column))
+            if hp.text_pair_column:
+                texts += _texts(column(train, hp.text_pair_column))
             self.tokenizer = WordTokenizer.fit(
                 texts, lowercase=hp.lowercase, min_freq=hp.min_freq, max_size=hp.max_size,
                 pre_tokenizer=hp.pre_tokenizer, special_tokens=[SEP] if hp.text_pair_column else [],
             )
         if self.label_vocab is None:
-            feature = train.features[hp.label_column]
             self.label_vocab = LabelVocab.from_values(
-                column(train, hp.label_column), names=feature.names if isinstance(feature, ClassLabel) else None
+                column(train, hp.label_column), names=_class_names(train.features[hp.label_column])
             )
-        self.datasets = DatasetDict({split: self._encode(ds, split) for split, ds in raw.items()})
+        self.datasets = DatasetDict({split: self._encode(ds, split) for split, ds in raw.items() if _is_labelled(ds, split, hp.label_column)})
         log.info(
             "data: %s | vocab %d | labels %s",
             ", ".join(f"{k} {len(v)}" for k, v in self.datasets.items()), self.tokenizer.vocab_size, self.label_vocab.labels,
@@ -122,29 +157,10 @@ class TextClassificationDataModule(SeqDataModule):
             fn_kwargs=dict(
                 tokenizer=self.tokenizer, vocab=self.label_vocab, text_column=hp.text_column,
                 text_pair_column=hp.text_pair_column, label_column=hp.label_column,
-                max_seq_length=hp.max_seq_length, split=split,
+                label_names=_class_names(ds.features[hp.label_column]), max_seq_length=hp.max_seq_length, split=split,
             ),
         )
-        empty = [i for i, n in enumerate(map(len, column(encoded, "input_ids"))) if n == 0]
-        if empty:
-            if not hp.drop_empty:
-                raise ValueError(
-                    f"split '{split}' row {empty[0]} (and {len(empty) - 1} more): column '{hp.text_column}' has no tokens; "
-                    "an RNN cannot read an empty sequence. Clean the data or set data.drop_empty=true"
-                )
-            log.warning("split '%s': dropped %d rows with no tokens (data.drop_empty=true)", split, len(empty))
-            drop = set(empty)
-            encoded = encoded.select(i for i in range(len(encoded)) if i not in drop)
-        return encoded
-
-    def train_dataloader(self):
-        return self._loader(self.split("train"), train=True, collate_fn=self.collate)
-
-    def val_dataloader(self):
-        return self._loader(self.split("validation"), train=False, collate_fn=self.collate)
-
-    def test_dataloader(self):
-        return self._loader(self.split("test"), train=False, collate_fn=self.collate)
+        return drop_empty_rows(encoded, split, f"column '{hp.text_column}'", hp.drop_empty)
 
     def state_dict(self) -> dict[str, Any]:
         """Saved in every checkpoint: what a checkpoint needs to encode new text and name its predictions."""

@@ -18,7 +18,6 @@ import math
 from typing import Any
 
 import torch
-from datasets import DatasetDict
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
@@ -80,17 +79,6 @@ def bptt_windows(stream: Tensor, batch_size: int, bptt: int, rank: int = 0, worl
     return BPTTWindows(rows[rank * batch_size : (rank + 1) * batch_size], bptt)
 
 
-def _carve_tail(raw: DatasetDict, val_fraction: float) -> DatasetDict:
-    """Validation = the last `val_fraction` of train's lines, kept in order (`prepare_splits` would shuffle lines,
-    which breaks the documents an LM reads across)."""
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"the source has no validation split and val_fraction={val_fraction}: set 0 < val_fraction < 1")
-    train = raw["train"]
-    cut = len(train) - max(1, int(len(train) * val_fraction))
-    log.warning("no validation split in the source: the last %d lines of train become validation", len(train) - cut)
-    return DatasetDict({**raw, "train": train.select(range(cut)), "validation": train.select(range(cut, len(train)))})
-
-
 class LanguageModelDataModule(SeqDataModule):
     """Word-level language-modelling data: one token stream per split, read in contiguous BPTT windows.
 
@@ -102,8 +90,8 @@ class LanguageModelDataModule(SeqDataModule):
         add_eos: append ``<eos>`` to every line, empty lines included (the official WikiText token counts).
         bptt: window length T (truncated back-propagation through time).
         batch_size / eval_batch_size: rows B of the train / validation and test streams.
-        val_fraction: when the source has no validation split, the last fraction of train's lines (not shuffled).
-        split_seed: unused by the in-order carve; kept so every DataModule has the same split arguments.
+        val_fraction: when the source has no validation split, the last fraction of train's lines (in order:
+            shuffled lines would break the documents a language model reads across).
         max_train_samples, max_eval_samples: keep only the first N lines (quick runs, tests).
         num_proc: processes for tokenization (`datasets.map`, cached by the datasets library).
         num_workers, pin_memory, persistent_workers: DataLoader options.
@@ -120,7 +108,6 @@ class LanguageModelDataModule(SeqDataModule):
         add_eos: bool = True,
         bptt: int = 35,
         val_fraction: float = 0.1,
-        split_seed: int = 0,
         max_train_samples: int | None = None,
         max_eval_samples: int | None = None,
         num_proc: int | None = None,
@@ -136,23 +123,22 @@ class LanguageModelDataModule(SeqDataModule):
         self.save_hyperparameters(logger=False, ignore=["source"])
         self.source = source
         self.tokenizer: WordTokenizer | None = None
-        self.streams: dict[str, Tensor] | None = None  # split -> (N,) token ids
+        self.datasets: dict[str, Tensor] | None = None  # split -> (N,) token ids
+
+    @property
+    def streams(self) -> dict[str, Tensor] | None:
+        """Each split as one token stream (N,)."""
+        return self.datasets
 
     # ---- Lightning hooks ---------------------------------------------------------------------------
-    def prepare_data(self) -> None:
-        self.source.load()  # download / build the datasets cache once, on one process
-
     def setup(self, stage: str | None = None) -> None:
-        if self.streams is not None:
+        if self.datasets is not None:
             return
         hp = self.hparams
-        raw = self.source.load()
-        if "train" in raw and "validation" not in raw:
-            raw = _carve_tail(raw, hp.val_fraction)
         raw = prepare_splits(
-            raw,
+            self.source.load(),
             val_fraction=hp.val_fraction,
-            split_seed=hp.split_seed,
+            split_seed=None,  # a missing validation split is the tail of train, in order
             max_train_samples=hp.max_train_samples,
             max_eval_samples=hp.max_eval_samples,
         )
@@ -163,7 +149,7 @@ class LanguageModelDataModule(SeqDataModule):
                 column(raw["train"], hp.text_column), lowercase=hp.lowercase, min_freq=hp.min_freq,
                 max_size=hp.max_size, pre_tokenizer=hp.pre_tokenizer, special_tokens=[EOS] if hp.add_eos else [],
             )
-        self.streams = {split: self._stream(ds, split) for split, ds in raw.items()}
+        self.datasets = {split: self._stream(ds, split) for split, ds in raw.items()}
         log.info(
             "data: %s tokens | vocab %d",
             ", ".join(f"{k} {v.numel():,}" for k, v in self.streams.items()), self.tokenizer.vocab_size,
@@ -182,19 +168,7 @@ class LanguageModelDataModule(SeqDataModule):
         ids = encoded.data.column("input_ids").combine_chunks().flatten()  # one flat Arrow array: no Python lists
         return torch.from_numpy(ids.to_numpy(zero_copy_only=False).astype("int64"))  # (N,)
 
-    def has_split(self, name: str) -> bool:
-        return self.streams is not None and name in self.streams
-
-    def split(self, name: str) -> Tensor:
-        """The token stream (N,) of split `name`; a clear error when the source has none (e.g. no test file)."""
-        if self.streams is None:
-            raise RuntimeError(f"{type(self).__name__}.setup() has not run yet")
-        if name not in self.streams:
-            hint = " (or run with test=false)" if name == "test" else ""
-            raise ValueError(f"the data has no '{name}' split (it has {sorted(self.streams)}): add data_files.{name}{hint}")
-        return self.streams[name]
-
-    def _loader(self, split: str, batch_size: int) -> DataLoader:
+    def _windows(self, split: str, batch_size: int) -> DataLoader:
         # Under DDP each rank reads its own rows (see `bptt_windows`). The sampler is a one-replica
         # DistributedSampler, in order, only so that Lightning does not inject its own, which would deal
         # windows out to ranks in turn and break the continuity the recurrent state relies on.
@@ -211,13 +185,13 @@ class LanguageModelDataModule(SeqDataModule):
         )
 
     def train_dataloader(self):
-        return self._loader("train", self.batch_size)
+        return self._windows("train", self.batch_size)
 
     def val_dataloader(self):
-        return self._loader("validation", self.eval_batch_size)
+        return self._windows("validation", self.eval_batch_size)
 
     def test_dataloader(self):
-        return self._loader("test", self.eval_batch_size)
+        return self._windows("test", self.eval_batch_size)
 
     def state_dict(self) -> dict[str, Any]:
         """Saved in every checkpoint: the tokenizer, so a checkpoint alone can encode new text."""

@@ -9,7 +9,7 @@ from typing import Any
 from datasets import ClassLabel, Dataset, DatasetDict
 from torch import Tensor
 
-from seqlab.data.base import SeqDataModule, column, prepare_splits, require_columns
+from seqlab.data.base import SeqDataModule, column, drop_empty_rows, prepare_splits, require_columns
 from seqlab.data.collate import PadCollator, pad_sequences
 from seqlab.data.tokenizers import WordTokenizer
 from seqlab.data.vocab import LabelVocab
@@ -127,9 +127,6 @@ class TokenClassificationDataModule(SeqDataModule):
         self.datasets: DatasetDict | None = None
 
     # ---- Lightning hooks ---------------------------------------------------------------------------
-    def prepare_data(self) -> None:
-        self.source.load()  # build the datasets cache once, on one process
-
     def setup(self, stage: str | None = None) -> None:
         if self.datasets is not None:
             return
@@ -188,26 +185,7 @@ class TokenClassificationDataModule(SeqDataModule):
                 max_seq_length=hp.max_seq_length, max_word_length=hp.max_word_length, split=split,
             ),
         )
-        empty = [i for i, n in enumerate(map(len, column(encoded, "input_ids"))) if n == 0]
-        if empty:
-            if not hp.drop_empty:
-                raise ValueError(
-                    f"split '{split}' row {empty[0]} (and {len(empty) - 1} more): column '{hp.tokens_column}' has no tokens; "
-                    "an RNN cannot read an empty sentence. Clean the data or set data.drop_empty=true"
-                )
-            log.warning("split '%s': dropped %d sentences with no tokens (data.drop_empty=true)", split, len(empty))
-            drop = set(empty)
-            encoded = encoded.select(i for i in range(len(encoded)) if i not in drop)
-        return encoded
-
-    def train_dataloader(self):
-        return self._loader(self.split("train"), train=True, collate_fn=self.collate)
-
-    def val_dataloader(self):
-        return self._loader(self.split("validation"), train=False, collate_fn=self.collate)
-
-    def test_dataloader(self):
-        return self._loader(self.split("test"), train=False, collate_fn=self.collate)
+        return drop_empty_rows(encoded, split, f"column '{hp.tokens_column}'", hp.drop_empty)
 
     def state_dict(self) -> dict[str, Any]:
         """Saved in every checkpoint: what a checkpoint needs to encode new sentences and name its tags."""

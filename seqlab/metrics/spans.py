@@ -18,9 +18,10 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
+from seqlab.data.collate import IGNORE_INDEX  # padded target positions
+
 SCHEMES = ("IOB1", "IOB2", "IOBES")
 PREFIXES = {"IOB1": "BI", "IOB2": "BI", "IOBES": "BIES"}  # besides the bare tag "O"
-IGNORE_INDEX = -100  # padded target positions (seqlab.data.collate)
 
 Span = tuple[int, int, str]
 

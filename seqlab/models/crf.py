@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-IGNORE_INDEX = -100  # what `decode` writes at padded positions (seqlab.data.collate's label padding)
+from seqlab.data.collate import IGNORE_INDEX  # what `decode` writes at padded positions
 
 
 class CRF(nn.Module):

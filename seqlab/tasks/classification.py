@@ -62,7 +62,8 @@ class TextClassificationTask(LightningModule):
         loss = F.cross_entropy(logits, batch["labels"])
         metrics(logits.argmax(-1), batch["labels"])
         bs = batch["labels"].size(0)
-        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=bs)
+        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=bs,
+                 sync_dist=stage != "train")  # every DDP rank then checkpoints / schedules on the same value
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train", batch_size=bs)
         return loss
 

@@ -90,8 +90,10 @@ class SequenceTaggingTask(LightningModule):
         scores = self(batch["input_ids"], batch["attention_mask"], batch.get("char_ids"))
         loss = self.loss(scores, batch["labels"], batch["attention_mask"])
         metrics.update(self.decode(scores.detach(), batch["attention_mask"]), batch["labels"])
+        # The softmax loss is a mean over tokens, the CRF's a mean over sentences: weight the epoch mean alike.
+        weight = batch["labels"].size(0) if self.crf is not None else int((batch["labels"] != IGNORE_INDEX).sum())
         self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True,
-                 batch_size=batch["labels"].size(0))
+                 batch_size=weight, sync_dist=stage != "train")
         return loss
 
     def _log_epoch(self, stage: str, metrics: SpanF1) -> None:

@@ -145,3 +145,49 @@ def test_tokenized_splits_are_cached_and_num_proc_gives_the_same_result(tmp_path
     assert {f: (tmp_path / f).stat().st_mtime_ns for f in cached} == mtimes
     parallel = build(num_proc=2)
     assert parallel.datasets["train"]["input_ids"][:] == first.datasets["train"]["input_ids"][:]
+
+
+class ListSource:
+    """A source built in memory: what a hub data set with ClassLabel labels looks like once loaded."""
+
+    def __init__(self, splits):
+        self.splits = splits
+
+    def load(self):
+        from datasets import DatasetDict
+
+        return DatasetDict(self.splits)
+
+
+def test_class_label_columns_use_their_names_and_unlabelled_test_splits_are_skipped():
+    from datasets import ClassLabel, Dataset, Features, Value
+
+    features = Features({"sentence": Value("string"), "label": ClassLabel(names=["negative", "positive"])})
+    source = ListSource({
+        "train": Dataset.from_dict({"sentence": ["good", "bad", "fine"], "label": [1, 0, 1]}, features=features),
+        "validation": Dataset.from_dict({"sentence": ["great"], "label": [1]}, features=features),
+        "test": Dataset.from_dict({"sentence": ["hidden", "labels"], "label": [-1, -1]}, features=features),
+    })
+    dm = TextClassificationDataModule(source, text_column="sentence")
+    dm.setup("fit")
+    assert dm.label_vocab.labels == ["negative", "positive"]
+    assert dm.datasets["train"]["labels"][:] == [1, 0, 1] and dm.datasets["validation"]["labels"][:] == [1]
+    assert not dm.has_split("test")  # GLUE's hidden test labels: nothing to evaluate on
+
+
+def test_null_text_is_an_empty_text(tmp_path):
+    (tmp_path / "t.csv").write_text("text,label\nfine,1\n,0\nok,0\n")  # an empty CSV field reads as null
+    files = {"train": str(tmp_path / "t.csv"), "validation": str(tmp_path / "t.csv")}
+    with pytest.raises(ValueError, match=r"split 'train' row 1 .*no tokens"):
+        TextClassificationDataModule(HFSource("csv", data_files=files)).setup("fit")
+    dm = TextClassificationDataModule(HFSource("csv", data_files=files), drop_empty=True)
+    dm.setup("fit")
+    assert len(dm.datasets["train"]) == 2
+
+
+def test_pairs_are_truncated_longest_first_and_keep_the_separator():
+    from seqlab.data.classification import truncate_pair
+
+    assert truncate_pair([1, 2, 3, 4, 5, 6], [7, 8], 5) == ([1, 2, 3], [7, 8])
+    assert truncate_pair([1, 2, 3], [4, 5, 6], 4) == ([1, 2], [4, 5])
+    assert truncate_pair([1], [2], 5) == ([1], [2])

@@ -15,7 +15,7 @@ from seqlab.models.encoders.base import EncoderOutput
 
 class CNNEncoder(nn.Module):
     """Args: vocab_size, pad_token_id: from the data. embed_dim: word vectors. hidden_size: filters per width,
-    so ``output_dim = hidden_size * len(kernel_sizes)``. kernel_sizes: odd widths keep outputs centred.
+    so ``output_dim = hidden_size * len(kernel_sizes)``. kernel_sizes: filter widths (an even width sees one more word on the right).
     dropout: on the word vectors."""
 
     def __init__(
