@@ -37,6 +37,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     log.info("model: %s", model_cfg._target_)
     model: L.LightningModule = instantiate(model_cfg)
     attach_config(model, model_cfg)  # so a checkpoint rebuilds the model on its own
+    check_monitor(cfg.get("monitor"), model)
 
     callbacks = instantiate_list(cfg.get("callbacks"))
     loggers = instantiate_list(cfg.get("logger"))
@@ -64,6 +65,16 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         path.write_text(json.dumps(summary, indent=2) + "\n")
         log.info("summary written to %s", path)
     return summary
+
+
+def check_monitor(monitor: str | None, model: L.LightningModule) -> None:
+    """Fail before training, not after the first epoch, when `monitor` names a metric the task never logs."""
+    names = getattr(model, "metric_names", None)
+    if monitor is None or names is None:
+        return
+    valid = [f"{stage}/{name}" for stage in ("val", "train") for name in names]
+    if monitor not in valid:
+        raise ValueError(f"monitor={monitor!r}: {type(model).__name__} logs {valid} (set monitor=... and mode=min|max)")
 
 
 def summarize(trainer: L.Trainer, cfg: DictConfig, test_metrics: dict[str, float]) -> dict[str, Any]:

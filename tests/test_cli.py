@@ -83,6 +83,7 @@ def test_multirun_sweeps_each_value(tmp_path):
 @pytest.mark.parametrize("override,message", [
     ("model.pooling=avg", "model.pooling='avg'"),
     ("data.text_column=sentence", "data.text_column='sentence': no such column in split 'train'"),
+    ("monitor=val/ppl", "monitor='val/ppl': TextClassificationTask logs ['val/loss', 'val/acc'"),
 ])
 def test_bad_override_is_named_in_the_error(override, message, tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}

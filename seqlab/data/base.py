@@ -114,6 +114,17 @@ class SeqDataModule(LightningDataModule):
     def prepare_data(self) -> None:
         self.source.load()  # download / build the datasets cache once, on one process
 
+    def load_splits(self, split_seed: int | None) -> DatasetDict:
+        """The source's splits, prepared with this DataModule's val_fraction and max_*_samples (`prepare_splits`)."""
+        hp = self.hparams
+        return prepare_splits(
+            self.source.load(),
+            val_fraction=hp.val_fraction,
+            split_seed=split_seed,
+            max_train_samples=hp.max_train_samples,
+            max_eval_samples=hp.max_eval_samples,
+        )
+
     def has_split(self, name: str) -> bool:
         return self.datasets is not None and name in self.datasets
 

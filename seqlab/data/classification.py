@@ -7,7 +7,7 @@ from typing import Any
 
 from datasets import ClassLabel, DatasetDict
 
-from seqlab.data.base import SeqDataModule, column, drop_empty_rows, prepare_splits, require_columns
+from seqlab.data.base import SeqDataModule, column, drop_empty_rows, require_columns
 from seqlab.data.collate import PadCollator
 from seqlab.data.tokenizers import WordTokenizer
 from seqlab.data.vocab import LabelVocab
@@ -117,13 +117,7 @@ class TextClassificationDataModule(SeqDataModule):
         if self.datasets is not None:
             return
         hp = self.hparams
-        raw = prepare_splits(
-            self.source.load(),
-            val_fraction=hp.val_fraction,
-            split_seed=hp.split_seed,
-            max_train_samples=hp.max_train_samples,
-            max_eval_samples=hp.max_eval_samples,
-        )
+        raw = self.load_splits(split_seed=hp.split_seed)
         columns = {"text_column": hp.text_column, "text_pair_column": hp.text_pair_column, "label_column": hp.label_column}
         for split, ds in raw.items():
             require_columns(ds, split, columns)

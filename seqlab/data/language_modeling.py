@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from seqlab.data.base import SeqDataModule, column, prepare_splits, require_columns
+from seqlab.data.base import SeqDataModule, column, require_columns
 from seqlab.data.tokenizers import WordTokenizer
 
 log = logging.getLogger(__name__)
@@ -135,13 +135,7 @@ class LanguageModelDataModule(SeqDataModule):
         if self.datasets is not None:
             return
         hp = self.hparams
-        raw = prepare_splits(
-            self.source.load(),
-            val_fraction=hp.val_fraction,
-            split_seed=None,  # a missing validation split is the tail of train, in order
-            max_train_samples=hp.max_train_samples,
-            max_eval_samples=hp.max_eval_samples,
-        )
+        raw = self.load_splits(split_seed=None)  # a missing validation split: the tail of train, in order
         for split, ds in raw.items():
             require_columns(ds, split, {"text_column": hp.text_column})
         if self.tokenizer is None:  # not restored from a checkpoint: fit on train only

@@ -9,7 +9,7 @@ from typing import Any
 from datasets import ClassLabel, Dataset, DatasetDict
 from torch import Tensor
 
-from seqlab.data.base import SeqDataModule, column, drop_empty_rows, prepare_splits, require_columns
+from seqlab.data.base import SeqDataModule, column, drop_empty_rows, require_columns
 from seqlab.data.collate import PadCollator, pad_sequences
 from seqlab.data.tokenizers import WordTokenizer
 from seqlab.data.vocab import LabelVocab
@@ -131,13 +131,7 @@ class TokenClassificationDataModule(SeqDataModule):
         if self.datasets is not None:
             return
         hp = self.hparams
-        raw = prepare_splits(
-            self.source.load(),
-            val_fraction=hp.val_fraction,
-            split_seed=hp.split_seed,
-            max_train_samples=hp.max_train_samples,
-            max_eval_samples=hp.max_eval_samples,
-        )
+        raw = self.load_splits(split_seed=hp.split_seed)
         for split, ds in raw.items():
             require_columns(ds, split, {"tokens_column": hp.tokens_column, "tags_column": hp.tags_column})
         if hp.tag_scheme == "IOB1":

@@ -23,6 +23,9 @@ class TextClassificationTask(LightningModule):
     scheduler_interval / scheduler_monitor: how Lightning steps the scheduler.
     """
 
+    # Logged as train/<name>, val/<name> and test/<name>: what `monitor` may name.
+    metric_names = ("loss", "acc", "f1")
+
     def __init__(
         self,
         encoder: nn.Module,

@@ -78,6 +78,9 @@ class LanguageModelTask(LightningModule):
     scheduler_interval / scheduler_monitor: how Lightning steps the scheduler.
     """
 
+    # Logged as train/<name>, val/<name> and test/<name>: what `monitor` may name.
+    metric_names = ("loss", "ppl")
+
     def __init__(
         self,
         encoder: nn.Module,

@@ -29,6 +29,9 @@ class SequenceTaggingTask(LightningModule):
     mode) and ``token_acc`` over real tokens.
     """
 
+    # Logged as train/<name>, val/<name> and test/<name>: what `monitor` may name.
+    metric_names = ("loss", "f1", "precision", "recall", "token_acc")
+
     def __init__(
         self,
         encoder: nn.Module,
