@@ -56,6 +56,15 @@ def prepare_splits(
     return DatasetDict({k: v for k, v in splits.items() if k in SPLITS})
 
 
+def tokenize_split(ds: Dataset, fn, name: str, num_proc: int | None, with_indices: bool = False, **fn_kwargs) -> Dataset:
+    """`fn` over `ds` in batches, its output replacing the raw columns. datasets caches the result by fingerprint
+    (of `fn` and `fn_kwargs`, the tokenizer included), so a second run with the same data skips the work."""
+    return ds.map(
+        fn, batched=True, with_indices=with_indices, num_proc=num_proc, remove_columns=ds.column_names,
+        desc=f"Tokenizing {name}", fn_kwargs=fn_kwargs,
+    )
+
+
 def drop_empty_rows(encoded: Dataset, split: str, what: str, drop: bool) -> Dataset:
     """Rows whose ``input_ids`` are empty: an error naming the first one, or (``drop``) removed with a warning.
     An RNN cannot read a sequence of length 0."""

@@ -7,7 +7,7 @@ from typing import Any
 
 from datasets import ClassLabel, DatasetDict
 
-from seqlab.data.base import SeqDataModule, column, drop_empty_rows, require_columns
+from seqlab.data.base import SeqDataModule, column, drop_empty_rows, require_columns, tokenize_split
 from seqlab.data.collate import PadCollator
 from seqlab.data.tokenizers import WordTokenizer
 from seqlab.data.vocab import LabelVocab
@@ -142,17 +142,11 @@ class TextClassificationDataModule(SeqDataModule):
 
     def _encode(self, ds, split: str):
         hp = self.hparams
-        encoded = ds.map(
-            _encode,
-            batched=True,
-            num_proc=hp.num_proc,
-            remove_columns=ds.column_names,
-            desc=f"Tokenizing {split}",
-            fn_kwargs=dict(
-                tokenizer=self.tokenizer, vocab=self.label_vocab, text_column=hp.text_column,
-                text_pair_column=hp.text_pair_column, label_column=hp.label_column,
-                label_names=_class_names(ds.features[hp.label_column]), max_seq_length=hp.max_seq_length, split=split,
-            ),
+        encoded = tokenize_split(
+            ds, _encode, split, hp.num_proc,
+            tokenizer=self.tokenizer, vocab=self.label_vocab, text_column=hp.text_column,
+            text_pair_column=hp.text_pair_column, label_column=hp.label_column,
+            label_names=_class_names(ds.features[hp.label_column]), max_seq_length=hp.max_seq_length, split=split,
         )
         return drop_empty_rows(encoded, split, f"column '{hp.text_column}'", hp.drop_empty)
 

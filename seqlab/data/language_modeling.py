@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from seqlab.data.base import SeqDataModule, column, require_columns
+from seqlab.data.base import SeqDataModule, column, require_columns, tokenize_split
 from seqlab.data.tokenizers import WordTokenizer
 
 log = logging.getLogger(__name__)
@@ -151,13 +151,8 @@ class LanguageModelDataModule(SeqDataModule):
 
     def _stream(self, ds, split: str) -> Tensor:
         hp = self.hparams
-        encoded = ds.map(
-            _encode,
-            batched=True,
-            num_proc=hp.num_proc,
-            remove_columns=ds.column_names,
-            desc=f"Tokenizing {split}",
-            fn_kwargs=dict(tokenizer=self.tokenizer, text_column=hp.text_column, eos_id=self.eos_token_id),
+        encoded = tokenize_split(
+            ds, _encode, split, hp.num_proc, tokenizer=self.tokenizer, text_column=hp.text_column, eos_id=self.eos_token_id
         )
         ids = encoded.data.column("input_ids").combine_chunks().flatten()  # one flat Arrow array: no Python lists
         return torch.from_numpy(ids.to_numpy(zero_copy_only=False).astype("int64"))  # (N,)

@@ -9,7 +9,7 @@ from typing import Any
 from datasets import ClassLabel, Dataset, DatasetDict
 from torch import Tensor
 
-from seqlab.data.base import SeqDataModule, column, drop_empty_rows, require_columns
+from seqlab.data.base import SeqDataModule, column, drop_empty_rows, require_columns, tokenize_split
 from seqlab.data.collate import PadCollator, pad_sequences
 from seqlab.data.tokenizers import WordTokenizer
 from seqlab.data.vocab import LabelVocab
@@ -164,20 +164,13 @@ class TokenClassificationDataModule(SeqDataModule):
         hp = self.hparams
         if hp.use_chars and self.char_vocab is None:
             raise ValueError("data.use_chars=true but the restored state has no char vocabulary")
-        encoded = ds.map(
-            _encode,
-            batched=True,
-            with_indices=True,
-            num_proc=hp.num_proc,
-            remove_columns=ds.column_names,
-            desc=f"Tokenizing {split}",
-            fn_kwargs=dict(
-                tokenizer=self.tokenizer, vocab=self.label_vocab,
-                char_index={c: i for i, c in enumerate(self.char_vocab)} if hp.use_chars else None,
-                tokens_column=hp.tokens_column, tags_column=hp.tags_column,
-                names=_tag_names(ds.features[hp.tags_column]), iob1=hp.tag_scheme == "IOB1",
-                max_seq_length=hp.max_seq_length, max_word_length=hp.max_word_length, split=split,
-            ),
+        encoded = tokenize_split(
+            ds, _encode, split, hp.num_proc, with_indices=True,
+            tokenizer=self.tokenizer, vocab=self.label_vocab,
+            char_index={c: i for i, c in enumerate(self.char_vocab)} if hp.use_chars else None,
+            tokens_column=hp.tokens_column, tags_column=hp.tags_column,
+            names=_tag_names(ds.features[hp.tags_column]), iob1=hp.tag_scheme == "IOB1",
+            max_seq_length=hp.max_seq_length, max_word_length=hp.max_word_length, split=split,
         )
         return drop_empty_rows(encoded, split, f"column '{hp.tokens_column}'", hp.drop_empty)
 
