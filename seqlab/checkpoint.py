@@ -39,7 +39,7 @@ def load_task(path: str | Path) -> LightningModule:
 
 
 def data_state(path: str | Path) -> dict[str, Any]:
-    """What the DataModule saved (tokenizer JSON, label names ...), keyed by nothing else but itself."""
+    """What the DataModule saved in the checkpoint (`state_dict`: tokenizer JSON, label names ...)."""
     ckpt = read(path)
     states = [v for k, v in ckpt.items() if k.endswith("DataModule") and isinstance(v, dict)]
     if len(states) != 1:

@@ -111,12 +111,17 @@ def test_label_unseen_in_train_is_an_error(tmp_path):
         dm.setup("fit")
 
 
-def test_empty_text_fails_or_is_dropped(tmp_path):
-    rows = [{"text": "fine", "label": 1}, {"text": "   ", "label": 0}, {"text": "ok", "label": 0}]
-    files = {"train": write_jsonl(tmp_path / "t.jsonl", rows), "validation": write_jsonl(tmp_path / "v.jsonl", rows[:1])}
+@pytest.mark.parametrize("fmt,content", [
+    ("jsonl", '{"text": "fine", "label": 1}\n{"text": "   ", "label": 0}\n{"text": "ok", "label": 0}\n'),
+    ("csv", "text,label\nfine,1\n,0\nok,0\n"),  # an empty CSV field reads as null: an empty text too
+])
+def test_empty_text_fails_or_is_dropped(fmt, content, tmp_path):
+    path = tmp_path / f"t.{fmt}"
+    path.write_text(content)
+    files = {"train": str(path), "validation": str(path)}
     with pytest.raises(ValueError, match=r"split 'train' row 1 .*no tokens.*data.drop_empty=true"):
-        TextClassificationDataModule(HFSource("jsonl", data_files=files)).setup("fit")
-    dm = TextClassificationDataModule(HFSource("jsonl", data_files=files), drop_empty=True)
+        TextClassificationDataModule(HFSource(fmt, data_files=files)).setup("fit")
+    dm = TextClassificationDataModule(HFSource(fmt, data_files=files), drop_empty=True)
     dm.setup("fit")
     assert len(dm.datasets["train"]) == 2
 
@@ -175,19 +180,18 @@ def test_class_label_columns_use_their_names_and_unlabelled_test_splits_are_skip
     assert not dm.has_split("test")  # GLUE's hidden test labels: nothing to evaluate on
 
 
-def test_null_text_is_an_empty_text(tmp_path):
-    (tmp_path / "t.csv").write_text("text,label\nfine,1\n,0\nok,0\n")  # an empty CSV field reads as null
-    files = {"train": str(tmp_path / "t.csv"), "validation": str(tmp_path / "t.csv")}
-    with pytest.raises(ValueError, match=r"split 'train' row 1 .*no tokens"):
-        TextClassificationDataModule(HFSource("csv", data_files=files)).setup("fit")
-    dm = TextClassificationDataModule(HFSource("csv", data_files=files), drop_empty=True)
-    dm.setup("fit")
-    assert len(dm.datasets["train"]) == 2
-
-
 def test_pairs_are_truncated_longest_first_and_keep_the_separator():
     from seqlab.data.classification import truncate_pair
 
     assert truncate_pair([1, 2, 3, 4, 5, 6], [7, 8], 5) == ([1, 2, 3], [7, 8])
     assert truncate_pair([1, 2, 3], [4, 5, 6], 4) == ([1, 2], [4, 5])
     assert truncate_pair([1], [2], 5) == ([1], [2])
+
+
+def test_long_pairs_keep_both_texts_and_the_separator(pair_files):
+    dm = TextClassificationDataModule(HFSource("jsonl", data_files=pair_files), text_column="premise",
+                                      text_pair_column="hypothesis", label_column="gold", max_seq_length=5)
+    dm.setup("fit")
+    tok = dm.tokenizer
+    # "a man walks 0" + "a man moves": 4 slots for words, the longer side shortened first
+    assert dm.datasets["train"][0]["input_ids"] == tok.encode("a man") + [tok.token_to_id("<sep>")] + tok.encode("a man")
