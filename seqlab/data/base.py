@@ -10,13 +10,15 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import torch
 from datasets import Dataset, DatasetDict
 from lightning import LightningDataModule
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
+TRUNCATED = "_truncated"  # a temporary column: which rows max_seq_length cut (counted, logged, then dropped)
 
 
 def prepare_splits(
@@ -26,9 +28,11 @@ def prepare_splits(
     split_seed: int | None,
     max_train_samples: int | None = None,
     max_eval_samples: int | None = None,
+    max_predict_samples: int | None = None,
 ) -> DatasetDict:
     """train/validation/test from what the source has: carve validation out of train when missing, then cut
-    each split to `max_*_samples` rows (the first rows, so a slice is reproducible).
+    each split to `max_*_samples` rows (the first rows, so a slice is reproducible). `max_eval_samples` cuts
+    validation, and test too unless `max_predict_samples` is given.
 
     The carve draws rows at random with `split_seed`; ``split_seed=None`` takes the last rows in order instead,
     for data whose row order matters (the lines of a language-modelling corpus).
@@ -50,7 +54,8 @@ def prepare_splits(
             "no validation split in the source: carved %d rows from train (val_fraction=%s, %s)",
             len(splits["validation"]), val_fraction, "the last rows, in order" if split_seed is None else f"seed={split_seed}",
         )
-    for split, limit in (("train", max_train_samples), ("validation", max_eval_samples), ("test", max_eval_samples)):
+    test_limit = max_predict_samples if max_predict_samples is not None else max_eval_samples
+    for split, limit in (("train", max_train_samples), ("validation", max_eval_samples), ("test", test_limit)):
         if limit is not None and split in splits and len(splits[split]) > limit:
             splits[split] = splits[split].select(range(limit))
     return DatasetDict({k: v for k, v in splits.items() if k in SPLITS})
@@ -63,6 +68,19 @@ def tokenize_split(ds: Dataset, fn, name: str, num_proc: int | None, with_indice
         fn, batched=True, with_indices=with_indices, num_proc=num_proc, remove_columns=ds.column_names,
         desc=f"Tokenizing {name}", fn_kwargs=fn_kwargs,
     )
+
+
+def count_truncated(encoded: Dataset, split: str, key: str, value) -> Dataset:
+    """Log how many rows `key` cut (once per split), and drop the `TRUNCATED` column that says which."""
+    if TRUNCATED not in encoded.column_names:
+        return encoded
+    n = sum(column(encoded, TRUNCATED))
+    if n:
+        log.warning(
+            "split '%s': %d of %d rows were longer than %s=%s tokens and were truncated (raise %s to keep more)",
+            split, n, len(encoded), key, value, key,
+        )
+    return encoded.remove_columns(TRUNCATED)
 
 
 def drop_empty_rows(encoded: Dataset, split: str, what: str, drop: bool) -> Dataset:
@@ -93,9 +111,41 @@ def require_columns(ds: Dataset, split: str, columns: dict[str, str | None]) -> 
             raise ValueError(f"data.{arg}={col!r}: no such column in split '{split}'; available columns: {ds.column_names}")
 
 
+class LengthGroupedSampler(Sampler[int]):
+    """Random batches of similar lengths (HF's ``group_by_length``): shuffle, cut into pools of `pool_batches`
+    batches, sort each pool by length, cut it into batches, shuffle the full batches (the one short batch stays
+    last, so the DataLoader's batches are exactly these). Deterministic for a seed and epoch (`set_epoch`)."""
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int = 0, pool_batches: int = 50):
+        self.lengths, self.batch_size, self.seed, self.pool_batches = lengths, batch_size, seed, pool_batches
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(len(self.lengths), generator=g).tolist()
+        pool = self.batch_size * self.pool_batches
+        batches = []
+        for start in range(0, len(order), pool):
+            chunk = sorted(order[start : start + pool], key=lambda i: -self.lengths[i])
+            batches += [chunk[j : j + self.batch_size] for j in range(0, len(chunk), self.batch_size)]
+        short = [b for b in batches if len(b) < self.batch_size]
+        full = [b for b in batches if len(b) == self.batch_size]
+        for k in torch.randperm(len(full), generator=g).tolist():
+            yield from full[k]
+        for b in short:
+            yield from b
+
+
 class SeqDataModule(LightningDataModule):
     """What seqlab DataModules share: a `source`, prepared splits in `self.datasets`, DataLoader options
-    (`eval_batch_size` defaults to `batch_size`). Subclasses implement `setup`, `collate`, `dims` and the state.
+    (`eval_batch_size` defaults to `batch_size`; `group_by_length` batches training rows of similar lengths,
+    `LengthGroupedSampler`). Subclasses implement `setup`, `collate`, `dims` and the state.
     """
 
     source: Any
@@ -105,6 +155,7 @@ class SeqDataModule(LightningDataModule):
         self,
         batch_size: int = 32,
         eval_batch_size: int | None = None,
+        group_by_length: bool = False,
         num_workers: int = 0,
         pin_memory: bool = False,
         persistent_workers: bool = False,
@@ -115,6 +166,7 @@ class SeqDataModule(LightningDataModule):
             raise ValueError("data.persistent_workers=true needs data.num_workers > 0")
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
+        self.group_by_length = group_by_length
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.persistent_workers = persistent_workers
@@ -132,6 +184,7 @@ class SeqDataModule(LightningDataModule):
             split_seed=split_seed,
             max_train_samples=hp.max_train_samples,
             max_eval_samples=hp.max_eval_samples,
+            max_predict_samples=hp.get("max_predict_samples"),
         )
 
     def has_split(self, name: str) -> bool:
@@ -147,7 +200,12 @@ class SeqDataModule(LightningDataModule):
         return self.datasets[name]
 
     def train_dataloader(self):
-        return self._loader(self.split("train"), train=True, collate_fn=self.collate)
+        train = self.split("train")
+        sampler = None
+        if self.group_by_length:
+            seed = int(torch.randint(0, 2**31 - 1, ()).item())  # from the run's seed (seed_everything)
+            sampler = LengthGroupedSampler([len(x) for x in column(train, "input_ids")], self.batch_size, seed)
+        return self._loader(train, train=True, collate_fn=self.collate, sampler=sampler)
 
     def val_dataloader(self):
         return self._loader(self.split("validation"), train=False, collate_fn=self.collate)

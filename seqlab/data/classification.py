@@ -7,50 +7,25 @@ from typing import Any
 
 from datasets import ClassLabel, DatasetDict
 
-from seqlab.data.base import SeqDataModule, column, drop_empty_rows, require_columns, tokenize_split
+from seqlab.data.base import TRUNCATED, SeqDataModule, column, count_truncated, drop_empty_rows, require_columns, tokenize_split
 from seqlab.data.collate import PadCollator
-from seqlab.data.tokenizers import WordTokenizer
+from seqlab.data.tokenizers import SEP, FitWordTokenizer, tokenizer_from_state
 from seqlab.data.vocab import LabelVocab
 
 log = logging.getLogger(__name__)
-
-SEP = "<sep>"  # joins the two texts of a pair, so an RNN reads "premise <sep> hypothesis"
-
 
 def _texts(values) -> list[str]:
     return [v or "" for v in values]  # a null cell (empty CSV field) is an empty text, reported by drop_empty_rows
 
 
-def truncate_pair(a: list[int], b: list[int], budget: int) -> tuple[list[int], list[int]]:
-    """Shorten the longer of the two until both fit in `budget` tokens (HF's ``longest_first``)."""
-    la, lb = len(a), len(b)
-    while la + lb > budget:
-        if la >= lb:
-            la -= 1
-        else:
-            lb -= 1
-    return a[:la], b[:lb]
-
-
 def _encode(batch, *, tokenizer, vocab, text_column, text_pair_column, label_column, label_names, max_seq_length, split):
-    ids = tokenizer.encode_batch(_texts(batch[text_column]))
-    if text_pair_column is not None:
-        sep = tokenizer.token_to_id(SEP)
-        pairs = tokenizer.encode_batch(_texts(batch[text_pair_column]))
-        budget = max_seq_length - 1 if max_seq_length else None  # one slot for <sep>
-        joined = []
-        for a, b in zip(ids, pairs, strict=True):
-            if budget is not None:
-                a, b = truncate_pair(a, b, budget)
-            joined.append(a + [sep] + b)
-        ids = joined
-    elif max_seq_length:
-        ids = [s[:max_seq_length] for s in ids]
+    pairs = _texts(batch[text_pair_column]) if text_pair_column is not None else None
+    out, cut = tokenizer.encode_texts(_texts(batch[text_column]), pairs, max_seq_length)
     values = batch[label_column]
     if label_names is not None:  # a ClassLabel column holds ids into its names; -1 means "no label"
         values = [label_names[v] if v is not None and 0 <= v < len(label_names) else v for v in values]
     where = f"split '{split}', column '{label_column}': "
-    return {"input_ids": ids, "labels": [vocab.encode(v, where=where) for v in values]}
+    return {**out, "labels": [vocab.encode(v, where=where) for v in values], TRUNCATED: cut}
 
 
 def _class_names(feature) -> list | None:
@@ -68,13 +43,16 @@ def _is_labelled(ds, split: str, label_column: str) -> bool:
 
 
 class TextClassificationDataModule(SeqDataModule):
-    """Loads splits from a source, fits a word-level tokenizer and a label vocabulary on train, pads batches.
+    """Loads splits from a source, builds the tokenizer and a label vocabulary from train, pads batches.
 
     Args:
         source: anything with ``load() -> DatasetDict`` (`HFSource`, `NegationSentimentSource`).
-        text_column / text_pair_column / label_column: column names in the source.
-        lowercase, min_freq, max_size, pre_tokenizer: tokenizer fitting (see `WordTokenizer.fit`).
-        max_seq_length: truncate longer inputs (None: keep all tokens).
+        text_column / text_pair_column / label_column: column names in the source. A pair is read as
+            ``text <sep> pair`` by a word tokenizer, as ``[CLS] text [SEP] pair [SEP]`` (with token_type_ids) by an HF one.
+        tokenizer: builds the tokenizer: `FitWordTokenizer` (``data/tokenizer=word``, fitted on train) or
+            `LoadHFTokenizer` (``data/tokenizer=hf``, pretrained). Default: a word tokenizer with its defaults.
+        max_seq_length: truncate longer inputs, counted and logged (None: no cap for word tokenizers, the model's
+            maximum for HF ones).
         val_fraction, split_seed: carve a validation split from train when the source has none.
         max_train_samples, max_eval_samples: keep only the first N rows (quick runs, tests).
         drop_empty: drop rows with no tokens (with a warning) instead of failing on them.
@@ -87,28 +65,28 @@ class TextClassificationDataModule(SeqDataModule):
         text_column: str = "text",
         text_pair_column: str | None = None,
         label_column: str = "label",
-        lowercase: bool = True,
-        min_freq: int = 1,
-        max_size: int | None = None,
-        pre_tokenizer: str = "whitespace",
+        tokenizer: Any = None,
         max_seq_length: int | None = None,
         val_fraction: float = 0.1,
         split_seed: int = 0,
         max_train_samples: int | None = None,
         max_eval_samples: int | None = None,
+        max_predict_samples: int | None = None,
         drop_empty: bool = False,
         num_proc: int | None = None,
         batch_size: int = 32,
         eval_batch_size: int | None = None,
+        group_by_length: bool = False,
         num_workers: int = 0,
         pin_memory: bool = False,
         persistent_workers: bool = False,
         drop_last: bool = False,
     ):
-        super().__init__(batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers, drop_last)
-        self.save_hyperparameters(logger=False, ignore=["source"])
+        super().__init__(batch_size, eval_batch_size, group_by_length, num_workers, pin_memory, persistent_workers, drop_last)
+        self.save_hyperparameters(logger=False, ignore=["source", "tokenizer"])
         self.source = source
-        self.tokenizer: WordTokenizer | None = None
+        self.make_tokenizer = tokenizer if tokenizer is not None else FitWordTokenizer()
+        self.tokenizer = None  # built in setup(), or restored from a checkpoint (load_state_dict)
         self.label_vocab: LabelVocab | None = None
         self.datasets: DatasetDict | None = None
 
@@ -122,14 +100,12 @@ class TextClassificationDataModule(SeqDataModule):
         for split, ds in raw.items():
             require_columns(ds, split, columns)
         train = raw["train"]
-        if self.tokenizer is None:  # not restored from a checkpoint: fit on train only
-            texts = _texts(column(train, hp.text_column))
-            if hp.text_pair_column:
-                texts += _texts(column(train, hp.text_pair_column))
-            self.tokenizer = WordTokenizer.fit(
-                texts, lowercase=hp.lowercase, min_freq=hp.min_freq, max_size=hp.max_size,
-                pre_tokenizer=hp.pre_tokenizer, special_tokens=[SEP] if hp.text_pair_column else [],
-            )
+        if self.tokenizer is None:  # not restored from a checkpoint: fitted on train only (or pretrained)
+            def corpus():
+                texts = _texts(column(train, hp.text_column))
+                return texts + _texts(column(train, hp.text_pair_column)) if hp.text_pair_column else texts
+
+            self.tokenizer = self.make_tokenizer(corpus, special_tokens=[SEP] if hp.text_pair_column else [])
         if self.label_vocab is None:
             self.label_vocab = LabelVocab.from_values(
                 column(train, hp.label_column), names=_class_names(train.features[hp.label_column])
@@ -148,14 +124,15 @@ class TextClassificationDataModule(SeqDataModule):
             text_pair_column=hp.text_pair_column, label_column=hp.label_column,
             label_names=_class_names(ds.features[hp.label_column]), max_seq_length=hp.max_seq_length, split=split,
         )
+        encoded = count_truncated(encoded, split, "data.max_seq_length", hp.max_seq_length)
         return drop_empty_rows(encoded, split, f"column '{hp.text_column}'", hp.drop_empty)
 
     def state_dict(self) -> dict[str, Any]:
         """Saved in every checkpoint: what a checkpoint needs to encode new text and name its predictions."""
-        return {"tokenizer": self.tokenizer.to_str(), "labels": self.label_vocab.labels}
+        return {"tokenizer": self.tokenizer.state(), "labels": self.label_vocab.labels}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.tokenizer = WordTokenizer.from_str(state["tokenizer"])
+        self.tokenizer = tokenizer_from_state(state["tokenizer"])
         self.label_vocab = LabelVocab(state["labels"])
 
     # ---- what the model needs to know about the data -----------------------------------------------

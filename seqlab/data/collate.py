@@ -22,7 +22,8 @@ class PadCollator:
     """Examples ``{"input_ids": [...], "labels": int | [...]}`` -> a batch dict with HF key names.
 
     Returns ``input_ids`` (B, T), ``attention_mask`` (B, T) with 1 on real tokens, ``lengths`` (B,) and, when
-    the examples carry them, ``labels``: (B,) for one label a sequence, (B, T) padded with -100 for one a token.
+    the examples carry them, ``token_type_ids`` (B, T) padded with 0 (HF tokenizers' pairs) and ``labels``:
+    (B,) for one label a sequence, (B, T) padded with -100 for one a token.
     Other keys holding per-token lists (``char_ids``) are left to the DataModule that adds them.
     """
 
@@ -39,6 +40,8 @@ class PadCollator:
             "attention_mask": (torch.arange(input_ids.size(1))[None, :] < lengths[:, None]).long(),
             "lengths": lengths,
         }
+        if "token_type_ids" in examples[0]:
+            batch["token_type_ids"] = pad_sequences([e["token_type_ids"] for e in examples], 0)
         if "labels" in examples[0]:
             labels = [e["labels"] for e in examples]
             if isinstance(labels[0], int):

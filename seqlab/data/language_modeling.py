@@ -22,7 +22,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from seqlab.data.base import SeqDataModule, column, require_columns, tokenize_split
-from seqlab.data.tokenizers import WordTokenizer
+from seqlab.data.tokenizers import FitWordTokenizer, WordTokenizer, tokenizer_from_state
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +85,8 @@ class LanguageModelDataModule(SeqDataModule):
     Args:
         source: anything with ``load() -> DatasetDict``, one row a line (``HFSource(path="text")``).
         text_column: the column holding the text.
-        lowercase, min_freq, max_size, pre_tokenizer: tokenizer fitting on train (see `WordTokenizer.fit`);
-            ``whitespace_split`` keeps an already tokenized corpus (WikiText) exactly as written.
+        tokenizer: a `FitWordTokenizer` (``data/tokenizer=word``) fitted on train; its ``pre_tokenizer=whitespace_split``
+            keeps an already tokenized corpus (WikiText) exactly as written. Default: case kept, whitespace_split.
         add_eos: append ``<eos>`` to every line, empty lines included (the official WikiText token counts).
         bptt: window length T (truncated back-propagation through time).
         batch_size / eval_batch_size: rows B of the train / validation and test streams.
@@ -101,10 +101,7 @@ class LanguageModelDataModule(SeqDataModule):
         self,
         source: Any,
         text_column: str = "text",
-        lowercase: bool = False,
-        min_freq: int = 1,
-        max_size: int | None = None,
-        pre_tokenizer: str = "whitespace_split",
+        tokenizer: FitWordTokenizer | None = None,
         add_eos: bool = True,
         bptt: int = 35,
         val_fraction: float = 0.1,
@@ -117,11 +114,18 @@ class LanguageModelDataModule(SeqDataModule):
         pin_memory: bool = False,
         persistent_workers: bool = False,
     ):
-        super().__init__(batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers, drop_last=False)
+        super().__init__(batch_size, eval_batch_size, num_workers=num_workers, pin_memory=pin_memory,
+                         persistent_workers=persistent_workers, drop_last=False)
         if bptt < 1:
             raise ValueError(f"data.bptt={bptt}: must be >= 1")
-        self.save_hyperparameters(logger=False, ignore=["source"])
+        if tokenizer is not None and not isinstance(tokenizer, FitWordTokenizer):
+            raise ValueError(
+                f"data.tokenizer: a language model's data needs a word-level vocabulary fitted on train "
+                f"(data/tokenizer=word), not {type(tokenizer).__name__}"
+            )
+        self.save_hyperparameters(logger=False, ignore=["source", "tokenizer"])
         self.source = source
+        self.make_tokenizer = tokenizer or FitWordTokenizer(lowercase=False, pre_tokenizer="whitespace_split")
         self.tokenizer: WordTokenizer | None = None
         self.datasets: dict[str, Tensor] | None = None  # split -> (N,) token ids
 
@@ -139,9 +143,8 @@ class LanguageModelDataModule(SeqDataModule):
         for split, ds in raw.items():
             require_columns(ds, split, {"text_column": hp.text_column})
         if self.tokenizer is None:  # not restored from a checkpoint: fit on train only
-            self.tokenizer = WordTokenizer.fit(
-                column(raw["train"], hp.text_column), lowercase=hp.lowercase, min_freq=hp.min_freq,
-                max_size=hp.max_size, pre_tokenizer=hp.pre_tokenizer, special_tokens=[EOS] if hp.add_eos else [],
+            self.tokenizer = self.make_tokenizer(
+                lambda: column(raw["train"], hp.text_column), special_tokens=[EOS] if hp.add_eos else []
             )
         self.datasets = {split: self._stream(ds, split) for split, ds in raw.items()}
         log.info(
@@ -184,10 +187,10 @@ class LanguageModelDataModule(SeqDataModule):
 
     def state_dict(self) -> dict[str, Any]:
         """Saved in every checkpoint: the tokenizer, so a checkpoint alone can encode new text."""
-        return {"tokenizer": self.tokenizer.to_str()}
+        return {"tokenizer": self.tokenizer.state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.tokenizer = WordTokenizer.from_str(state["tokenizer"])
+        self.tokenizer = tokenizer_from_state(state["tokenizer"])
 
     # ---- what the model needs to know about the data -----------------------------------------------
     @property

@@ -9,9 +9,9 @@ from typing import Any
 from datasets import ClassLabel, Dataset, DatasetDict
 from torch import Tensor
 
-from seqlab.data.base import SeqDataModule, column, drop_empty_rows, require_columns, tokenize_split
-from seqlab.data.collate import PadCollator, pad_sequences
-from seqlab.data.tokenizers import WordTokenizer
+from seqlab.data.base import TRUNCATED, SeqDataModule, column, count_truncated, drop_empty_rows, require_columns, tokenize_split
+from seqlab.data.collate import IGNORE_INDEX, PadCollator, pad_sequences
+from seqlab.data.tokenizers import FitWordTokenizer, tokenizer_from_state
 from seqlab.data.vocab import LabelVocab
 from seqlab.metrics.spans import check_tags, iob1_to_iob2
 
@@ -38,30 +38,54 @@ def _read_tags(tags: list, names: list[str] | None, iob1: bool) -> list[str]:
     return iob1_to_iob2(tags) if iob1 else tags
 
 
+def align_labels(word_ids: list[int | None], word_labels: list[int]) -> tuple[list[int], list[int]]:
+    """Sub-token labels and word starts: each word's label on its first sub-token, -100 on its other pieces and on
+    special tokens (they are neither trained on nor scored); ``starts[t] = 1`` where a word begins. Words that
+    truncation cut off have no sub-token, hence no label."""
+    labels, starts, prev = [], [], None
+    for w in word_ids:
+        first = w is not None and w != prev
+        labels.append(word_labels[w] if first else IGNORE_INDEX)
+        starts.append(int(first))
+        prev = w
+    return labels, starts
+
+
 def _encode(batch, idx, *, tokenizer, vocab, char_index, tokens_column, tags_column, names, iob1,
             max_seq_length, max_word_length, split):
     words = batch[tokens_column]
-    out: dict[str, list] = {"input_ids": tokenizer.encode_batch(words)}  # one id per word
     labels = []
     for i, sent, tags in zip(idx, words, batch[tags_column], strict=True):
         if len(sent) != len(tags):
             raise ValueError(f"split '{split}' row {i}: {len(sent)} tokens but {len(tags)} tags")
         where = f"split '{split}' row {i}, column '{tags_column}': "
         labels.append([vocab.encode(t, where=where) for t in _read_tags(tags, names, iob1)])
-    out["labels"] = labels
+    out, word_ids, cut = tokenizer.encode_words(words, max_seq_length)
+    if tokenizer.splits_words:  # sub-words: labels move to each word's first piece, `word_starts` marks them
+        aligned = [align_labels(w, lab) for w, lab in zip(word_ids, labels, strict=True)]
+        out["labels"], out["word_starts"] = [a[0] for a in aligned], [a[1] for a in aligned]
+    else:  # one id per word: labels as they are (cut like the ids)
+        out["labels"] = [lab[: len(ids)] for lab, ids in zip(labels, out["input_ids"], strict=True)]
     if char_index is not None:
-        out["char_ids"] = [[[char_index.get(c, CHAR_UNK) for c in w[:max_word_length]] for w in sent] for sent in words]
-    if max_seq_length:
-        out = {k: [row[:max_seq_length] for row in v] for k, v in out.items()}
+        out["char_ids"] = [
+            [[char_index.get(c, CHAR_UNK) for c in w[:max_word_length]] for w in sent[: len(ids)]]
+            for sent, ids in zip(words, out["input_ids"], strict=True)
+        ]
+    out[TRUNCATED] = cut
     return out
 
 
 class TaggingCollator(PadCollator):
-    """`PadCollator` plus ``char_ids`` (B, T, L) when the examples carry them: L = longest word in the batch,
+    """`PadCollator` plus ``word_starts`` (B, T) bool, where each word's first sub-token is (the attention mask when
+    every token is a word), and ``char_ids`` (B, T, L) when the examples carry them: L = longest word in the batch,
     padded chars and padded words are `CHAR_PAD` (0)."""
 
     def __call__(self, examples: Sequence[dict]) -> dict[str, Tensor]:
         batch = super().__call__(examples)
+        if "word_starts" in examples[0]:
+            batch["word_starts"] = pad_sequences([e["word_starts"] for e in examples], 0).bool()
+        else:
+            batch["word_starts"] = batch["attention_mask"].bool()
         if "char_ids" in examples[0]:
             T = batch["input_ids"].size(1)
             L = max(len(w) for e in examples for w in e["char_ids"])
@@ -81,9 +105,13 @@ class TokenClassificationDataModule(SeqDataModule):
         tag_scheme: the scheme of the tags *in the source*: IOB1 | IOB2 | IOBES, or null for tags without spans
             (POS). IOB1 (the original CoNLL-2003 files) is converted to IOB2 at load time, so the model learns and
             is scored in IOB2 (``dims["tag_scheme"]``).
-        lowercase, min_freq, max_size: word vocabulary fitting (see `WordTokenizer.fit`); words are never split.
-        max_seq_length: truncate longer sentences (their cut-off tokens are then neither trained on nor scored).
-        use_chars: add ``char_ids`` (B, T, L) to each batch for a char-aware encoder; max_word_length: chars kept per word.
+        tokenizer: `FitWordTokenizer` (``data/tokenizer=word``: one id per word, fitted on train) or `LoadHFTokenizer`
+            (``data/tokenizer=hf``: words split into sub-tokens; each word's tag sits on its first piece and the
+            model is trained and scored per word). Default: a word tokenizer with its defaults.
+        max_seq_length: truncate longer sentences, counted and logged (cut-off words are neither trained on nor
+            scored; None: no cap for word tokenizers, the model's maximum for HF ones).
+        use_chars: add ``char_ids`` (B, T, L) to each batch for a char-aware encoder (word tokenizers only);
+            max_word_length: chars kept per word.
         val_fraction, split_seed: carve a validation split from train when the source has none.
         max_train_samples, max_eval_samples: keep only the first N sentences (quick runs, tests).
         drop_empty: drop sentences with no tokens (with a warning) instead of failing on them.
@@ -96,9 +124,7 @@ class TokenClassificationDataModule(SeqDataModule):
         tokens_column: str = "tokens",
         tags_column: str = "tags",
         tag_scheme: str | None = "IOB2",
-        lowercase: bool = True,
-        min_freq: int = 1,
-        max_size: int | None = None,
+        tokenizer: Any = None,
         max_seq_length: int | None = None,
         use_chars: bool = False,
         max_word_length: int = 20,
@@ -106,22 +132,25 @@ class TokenClassificationDataModule(SeqDataModule):
         split_seed: int = 0,
         max_train_samples: int | None = None,
         max_eval_samples: int | None = None,
+        max_predict_samples: int | None = None,
         drop_empty: bool = False,
         num_proc: int | None = None,
         batch_size: int = 32,
         eval_batch_size: int | None = None,
+        group_by_length: bool = False,
         num_workers: int = 0,
         pin_memory: bool = False,
         persistent_workers: bool = False,
         drop_last: bool = False,
     ):
-        super().__init__(batch_size, eval_batch_size, num_workers, pin_memory, persistent_workers, drop_last)
+        super().__init__(batch_size, eval_batch_size, group_by_length, num_workers, pin_memory, persistent_workers, drop_last)
         check_tags([], tag_scheme, key="data.tag_scheme")  # the scheme name itself, before any data is read
         if max_word_length < 1:
             raise ValueError(f"data.max_word_length={max_word_length}: must be >= 1")
-        self.save_hyperparameters(logger=False, ignore=["source"])
+        self.save_hyperparameters(logger=False, ignore=["source", "tokenizer"])
         self.source = source
-        self.tokenizer: WordTokenizer | None = None
+        self.make_tokenizer = tokenizer if tokenizer is not None else FitWordTokenizer()
+        self.tokenizer = None  # built in setup(), or restored from a checkpoint (load_state_dict)
         self.label_vocab: LabelVocab | None = None
         self.char_vocab: list[str] | None = None
         self.datasets: DatasetDict | None = None
@@ -139,9 +168,9 @@ class TokenClassificationDataModule(SeqDataModule):
         train = raw["train"]
         words = column(train, hp.tokens_column)
         if self.tokenizer is None:  # not restored from a checkpoint: fit on train only
-            self.tokenizer = WordTokenizer.fit(
-                words, lowercase=hp.lowercase, min_freq=hp.min_freq, max_size=hp.max_size, is_pretokenized=True
-            )
+            self.tokenizer = self.make_tokenizer(lambda: words, is_pretokenized=True)
+        if hp.use_chars and self.tokenizer.splits_words:
+            raise ValueError("data.use_chars=true needs one id per word (data/tokenizer=word): this tokenizer splits words")
         if self.label_vocab is None:
             names = _tag_names(train.features[hp.tags_column])
             if names is not None and hp.tag_scheme != "IOB1":  # keep the source's ids (and its full tag list)
@@ -172,14 +201,15 @@ class TokenClassificationDataModule(SeqDataModule):
             names=_tag_names(ds.features[hp.tags_column]), iob1=hp.tag_scheme == "IOB1",
             max_seq_length=hp.max_seq_length, max_word_length=hp.max_word_length, split=split,
         )
+        encoded = count_truncated(encoded, split, "data.max_seq_length", hp.max_seq_length)
         return drop_empty_rows(encoded, split, f"column '{hp.tokens_column}'", hp.drop_empty)
 
     def state_dict(self) -> dict[str, Any]:
         """Saved in every checkpoint: what a checkpoint needs to encode new sentences and name its tags."""
-        return {"tokenizer": self.tokenizer.to_str(), "labels": self.label_vocab.labels, "chars": self.char_vocab}
+        return {"tokenizer": self.tokenizer.state(), "labels": self.label_vocab.labels, "chars": self.char_vocab}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.tokenizer = WordTokenizer.from_str(state["tokenizer"])
+        self.tokenizer = tokenizer_from_state(state["tokenizer"])
         self.label_vocab = LabelVocab(state["labels"])
         self.char_vocab = state.get("chars")
 

@@ -10,10 +10,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from seqlab.models.encoders.base import EncoderOutput
+from seqlab.models.encoders.base import Encoder, EncoderOutput
 
 
-class CNNEncoder(nn.Module):
+class CNNEncoder(Encoder):
     """Args: vocab_size, pad_token_id: from the data. embed_dim: word vectors. hidden_size: filters per width,
     so ``output_dim = hidden_size * len(kernel_sizes)``. kernel_sizes: filter widths (an even width sees one more word on the right).
     dropout: on the word vectors."""
@@ -35,8 +35,7 @@ class CNNEncoder(nn.Module):
         # padding="same": position t sees the window around t; beyond the sequence it sees zeros, exactly as
         # the zeroed padding positions of a shorter row in the batch, so padding never changes an output.
         self.convs = nn.ModuleList(nn.Conv1d(embed_dim, hidden_size, k, padding="same") for k in kernel_sizes)
-        self.num_directions = 1
-        self.output_dim = hidden_size * len(kernel_sizes)
+        self.output_dim = hidden_size * len(kernel_sizes)  # not causal: a window sees words on both sides
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor, state=None) -> EncoderOutput:
         mask = attention_mask.unsqueeze(-1).to(self.embedding.weight.dtype)  # (B, T, 1)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from seqlab.models.encoders.base import EncoderOutput
+from seqlab.models.encoders.base import Encoder, EncoderOutput
 
 
-class EmbeddingEncoder(nn.Module):
+class EmbeddingEncoder(Encoder):
+    causal = True  # each position sees only its own word
     def __init__(self, vocab_size: int, pad_token_id: int = 0, embed_dim: int = 100, embedding_dropout: float = 0.0):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_token_id)
         self.embedding_dropout = nn.Dropout(embedding_dropout)
-        self.num_directions = 1
         self.output_dim = embed_dim
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor, state=None) -> EncoderOutput:

@@ -6,13 +6,13 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from seqlab.models.encoders.base import EncoderOutput
+from seqlab.models.encoders.base import Encoder, EncoderOutput
 
 # The three cells share one constructor signature, so `cell` picks the class (no registry needed).
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
 
-class RNNEncoder(nn.Module):
+class RNNEncoder(Encoder):
     """Args:
     vocab_size, pad_token_id: from the data (``???`` in config, filled by `seqlab.train`).
     embed_dim: word embedding size. hidden_size: per direction, so ``output_dim = hidden_size * directions``.
@@ -52,6 +52,8 @@ class RNNEncoder(nn.Module):
         )
         self.num_directions = 2 if bidirectional else 1
         self.output_dim = hidden_size * self.num_directions
+        self.causal = not bidirectional
+        self.extra_inputs = ("char_ids",) if char_encoder is not None else ()
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor, state=None, char_ids: Tensor | None = None) -> EncoderOutput:
         B, T = input_ids.shape
