@@ -3,6 +3,7 @@
     python benchmarks/quality.py                 # every row (real data rows read $SEQLAB_DATA_DIR or ../shared/data)
     python benchmarks/quality.py --only embedded # the NegationSentiment rows (a few minutes)
     python benchmarks/quality.py --only real     # SST-2, CoNLL-2003, WikiText-2
+    python benchmarks/quality.py --only pretrained  # MiniLM fine-tuned on SST-2 and CoNLL-2003 (pip install seqlab[bert])
 
 Runs one training process at a time (never in parallel: the machine is shared), each through the real CLI.
 """
@@ -31,6 +32,8 @@ ROWS = [
     ("real", "SST-2 (dev)", "lstm_sst2", "test/acc", []),
     ("real", "CoNLL-2003 (eng.testb)", "bilstm_conll", "test/f1", []),
     ("real", "WikiText-2 (test)", "lstm_wikitext2", "test/ppl", []),
+    ("pretrained", "SST-2 (dev)", "minilm_sst2", "test/acc", []),
+    ("pretrained", "CoNLL-2003 (eng.testb)", "minilm_conll", "test/f1", []),
 ]
 
 
@@ -49,7 +52,7 @@ def run_row(experiment: str, overrides: list[str], data_dir: Path) -> tuple[dict
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["embedded", "real"], help="run one group of rows")
+    parser.add_argument("--only", choices=["embedded", "real", "pretrained"], help="run one group of rows")
     parser.add_argument("--experiment", action="append", help="run only these experiments (repeatable)")
     parser.add_argument("--data-dir", type=Path,
                         default=Path(os.environ.get("SEQLAB_DATA_DIR", REPO.parent / "shared" / "data")))

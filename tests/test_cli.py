@@ -101,7 +101,7 @@ def test_resume_uses_the_checkpoint_vocabulary(tmp_path):
              "trainer.limit_test_batches=2"]
     seqlab("train", "+experiment=lstm", *quick, f"hydra.run.dir={first}", cwd=tmp_path)
     ckpt = first / "checkpoints" / "last.ckpt"
-    seqlab("train", "+experiment=lstm", *quick[1:], "trainer.max_epochs=2", "data.min_freq=50", f"ckpt_path={ckpt}",
+    seqlab("train", "+experiment=lstm", *quick[1:], "trainer.max_epochs=2", "data.tokenizer.min_freq=50", f"ckpt_path={ckpt}",
            f"hydra.run.dir={second}", cwd=tmp_path)
     assert data_state(second / "checkpoints" / "last.ckpt")["tokenizer"] == data_state(ckpt)["tokenizer"]
     assert torch.load(second / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1

@@ -135,6 +135,17 @@ class TextClassificationDataModule(SeqDataModule):
         self.tokenizer = tokenizer_from_state(state["tokenizer"])
         self.label_vocab = LabelVocab(state["labels"])
 
+    def predictions(self, outputs) -> list[dict[str, Any]]:
+        """`trainer.predict` outputs (class probabilities (B, C) per batch) as one record per row, in order:
+        ``{"prediction": label, "probs": {label: p}}``."""
+        labels = self.label_vocab.labels
+        rows = []
+        for probs in outputs:
+            for p in probs.float().tolist():
+                best = max(range(len(p)), key=p.__getitem__)
+                rows.append({"prediction": labels[best], "probs": {str(lab): round(x, 6) for lab, x in zip(labels, p, strict=True)}})
+        return rows
+
     # ---- what the model needs to know about the data -----------------------------------------------
     @property
     def collate(self) -> PadCollator:

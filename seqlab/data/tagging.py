@@ -213,6 +213,12 @@ class TokenClassificationDataModule(SeqDataModule):
         self.label_vocab = LabelVocab(state["labels"])
         self.char_vocab = state.get("chars")
 
+    def predictions(self, outputs) -> list[dict[str, Any]]:
+        """`trainer.predict` outputs (tag ids per word (B, W), -100 past the end) as one record per sentence, in
+        order: ``{"prediction": [tag per word]}`` (words cut by max_seq_length get no tag)."""
+        tags = self.label_vocab.labels
+        return [{"prediction": [tags[i] for i in row if i != IGNORE_INDEX]} for ids in outputs for row in ids.tolist()]
+
     # ---- what the model needs to know about the data -----------------------------------------------
     @property
     def model_tag_scheme(self) -> str | None:

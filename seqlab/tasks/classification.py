@@ -17,8 +17,10 @@ from seqlab.tasks.optim import build_optimizers
 
 class TextClassificationTask(LightningModule):
     """Args:
-    encoder: any module following `seqlab.models.encoders.base` (RNN, CNN, HF).
-    num_labels: from the data (``???`` in config). pooling: last | mean | max | first. dropout: before the head.
+    encoder: any `seqlab.models.encoders.base.Encoder` (RNN, CNN, HF); it gets the batch entries it declares in
+        ``extra_inputs`` (``token_type_ids`` of text pairs for HF encoders).
+    num_labels: from the data (``???`` in config). pooling: last | mean | max | first | cls | pooler.
+    dropout: before the head.
     optimizer / scheduler: partials from config, finished in `configure_optimizers`.
     scheduler_interval / scheduler_monitor: how Lightning steps the scheduler.
     """
@@ -34,7 +36,7 @@ class TextClassificationTask(LightningModule):
         scheduler: Callable[..., Any] | None = None,
         pooling: str = "max",
         dropout: float = 0.0,
-        scheduler_interval: str = "epoch",
+        scheduler_interval: str | None = None,
         scheduler_monitor: str | None = "val/loss",
     ):
         super().__init__()
@@ -42,7 +44,7 @@ class TextClassificationTask(LightningModule):
         self.save_hyperparameters(logger=False, ignore=["encoder", "optimizer", "scheduler"])
         self.optimizer, self.scheduler = optimizer, scheduler
         self.encoder = encoder
-        self.pooler = Pooler(pooling, num_directions=encoder.num_directions)
+        self.pooler = Pooler(pooling, encoder.num_directions, encoder.has_pooler_output)
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(encoder.output_dim, num_labels)
         metrics = MetricCollection(
@@ -56,12 +58,17 @@ class TextClassificationTask(LightningModule):
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
-        hidden = self.encoder(input_ids, attention_mask).last_hidden_state  # (B, T, H)
-        return self.head(self.dropout(self.pooler(hidden, attention_mask)))  # (B, C)
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, **extra_inputs: Tensor) -> Tensor:
+        """Logits (B, C). `extra_inputs`: what the encoder reads besides ids and mask (`Encoder.extra_inputs`)."""
+        out = self.encoder(input_ids, attention_mask, **extra_inputs)
+        pooled = self.pooler(out.last_hidden_state, attention_mask, out.pooler_output)  # (B, H)
+        return self.head(self.dropout(pooled))  # (B, C)
+
+    def logits(self, batch: dict[str, Tensor]) -> Tensor:
+        return self(batch["input_ids"], batch["attention_mask"], **self.encoder.extra_kwargs(batch))
 
     def _shared_step(self, batch: dict[str, Tensor], stage: str, metrics: MetricCollection) -> Tensor:
-        logits = self(batch["input_ids"], batch["attention_mask"])
+        logits = self.logits(batch)
         loss = F.cross_entropy(logits, batch["labels"])
         metrics(logits.argmax(-1), batch["labels"])
         bs = batch["labels"].size(0)
@@ -81,7 +88,7 @@ class TextClassificationTask(LightningModule):
 
     def predict_step(self, batch, batch_idx):
         """Class probabilities (B, C); label names are in the DataModule's `label_vocab`."""
-        return self(batch["input_ids"], batch["attention_mask"]).softmax(-1)
+        return self.logits(batch).softmax(-1)
 
     def configure_optimizers(self):
         return build_optimizers(

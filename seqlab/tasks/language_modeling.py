@@ -91,15 +91,18 @@ class LanguageModelTask(LightningModule):
         dropout: float = 0.0,
         adaptive_softmax_cutoffs: list[int] | None = None,
         adaptive_softmax_div_value: float = 4.0,
-        scheduler_interval: str = "epoch",
+        scheduler_interval: str | None = None,
         scheduler_monitor: str | None = "val/loss",
     ):
         super().__init__()
         # Only plain values go into hparams; seqlab.train then stores the whole model config (seqlab.checkpoint).
         self.save_hyperparameters(logger=False, ignore=["encoder", "optimizer", "scheduler"])
         self.optimizer, self.scheduler = optimizer, scheduler
-        if getattr(encoder, "num_directions", 1) != 1:
-            raise ValueError("model.encoder.bidirectional=true: a language model must not read the words it predicts")
+        if not encoder.causal:
+            raise ValueError(
+                f"model.encoder ({type(encoder).__name__}) is not causal: its output at word t has read words after t, "
+                "which a language model predicts (use a unidirectional RNN: model.encoder.bidirectional=false)"
+            )
         self.encoder = encoder
         self.dropout = nn.Dropout(dropout)
         H = encoder.output_dim

@@ -1,10 +1,17 @@
-"""SequenceTaggingTask: encoder -> dropout -> linear tag scores per token, then softmax or a CRF (NER, POS, chunking)."""
+"""SequenceTaggingTask: encoder -> dropout -> linear tag scores per token, then softmax or a CRF (NER, POS, chunking).
+
+Training, decoding and scoring happen per *word*: the scores of each word's first token (``word_starts``) are
+gathered into a (B, W, C) tensor. With a word tokenizer every token is a word and this is the identity; with a
+sub-word tokenizer the other pieces are never scored, so entity F1 is comparable with word-level taggers (HF's
+``label_all_tokens`` scores pieces and inflates F1, transformers#14043), and a CRF runs over words, not pieces.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 from lightning import LightningModule
 from torch import Tensor, nn
@@ -15,10 +22,21 @@ from seqlab.models.crf import CRF
 from seqlab.tasks.optim import build_optimizers
 
 
+def gather_words(x: Tensor, starts: Tensor) -> tuple[Tensor, Tensor]:
+    """The rows of `x` (B, T, ...) at the positions where `starts` (B, T) is true, moved to the left in order:
+    (B, W, ...) with W the most words in a row, and the word mask (B, W)."""
+    counts = starts.sum(1)  # (B,)
+    W = int(counts.max()) if counts.numel() else 0
+    # A stable sort of "not a start" puts each row's start positions first, in their original order.
+    pos = torch.argsort((~starts).to(torch.int8), dim=1, stable=True)[:, :W]  # (B, W)
+    index = pos.reshape(*pos.shape, *([1] * (x.dim() - 2))).expand(-1, -1, *x.shape[2:])
+    return x.gather(1, index), torch.arange(W, device=x.device)[None, :] < counts[:, None]
+
+
 class SequenceTaggingTask(LightningModule):
     """Args:
-    encoder: any module following `seqlab.models.encoders.base`. One that reads characters
-        (`RNNEncoder` with a ``char_encoder``) gets the batch's ``char_ids`` too.
+    encoder: any `seqlab.models.encoders.base.Encoder`; it gets the batch entries it declares in ``extra_inputs``
+        (``char_ids`` for an `RNNEncoder` with a ``char_encoder``, ``token_type_ids`` for HF encoders).
     num_labels, labels, tag_scheme: from the data (``???`` in config): the tag names of the ids, and the scheme
         they are in (IOB2 for converted IOB1 data; null for tags without spans such as POS).
     optimizer / scheduler: partials from config, finished in `configure_optimizers`.
@@ -42,7 +60,7 @@ class SequenceTaggingTask(LightningModule):
         tag_scheme: str | None = "IOB2",
         use_crf: bool = False,
         dropout: float = 0.0,
-        scheduler_interval: str = "epoch",
+        scheduler_interval: str | None = None,
         scheduler_monitor: str | None = "val/loss",
     ):
         super().__init__()
@@ -52,7 +70,6 @@ class SequenceTaggingTask(LightningModule):
         self.save_hyperparameters(logger=False, ignore=["encoder", "optimizer", "scheduler"])
         self.optimizer, self.scheduler = optimizer, scheduler
         self.encoder = encoder
-        self.reads_chars = getattr(encoder, "char_encoder", None) is not None
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(encoder.output_dim, num_labels)
         self.crf = CRF(num_labels) if use_crf else None
@@ -61,40 +78,49 @@ class SequenceTaggingTask(LightningModule):
         self.val_metrics = SpanF1(labels, tag_scheme)
         self.test_metrics = SpanF1(labels, tag_scheme)
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor, char_ids: Tensor | None = None) -> Tensor:
-        """Tag scores (B, T, C): softmax logits, or the CRF's emissions."""
-        if self.reads_chars:
-            hidden = self.encoder(input_ids, attention_mask, char_ids=char_ids).last_hidden_state  # (B, T, H)
-        elif char_ids is not None:
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, **extra_inputs: Tensor) -> Tensor:
+        """Tag scores of every token (B, T, C): softmax logits, or the CRF's emissions. `extra_inputs`: what the
+        encoder reads besides ids and mask (`Encoder.extra_inputs`)."""
+        hidden = self.encoder(input_ids, attention_mask, **extra_inputs).last_hidden_state  # (B, T, H)
+        return self.head(self.dropout(hidden))  # (B, T, C)
+
+    def word_scores(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """Scores of each word's first token (B, W, C) and the word mask (B, W)."""
+        if "char_ids" in batch and "char_ids" not in self.encoder.extra_inputs:
             raise ValueError(
                 f"the batch has char_ids (data.use_chars=true) but model.encoder ({type(self.encoder).__name__}) "
                 "reads no characters: add +model/encoder/char_encoder=cnn, or set data.use_chars=false"
             )
-        else:
-            hidden = self.encoder(input_ids, attention_mask).last_hidden_state  # (B, T, H)
-        return self.head(self.dropout(hidden))  # (B, T, C)
+        scores = self(batch["input_ids"], batch["attention_mask"], **self.encoder.extra_kwargs(batch))
+        return gather_words(scores, batch.get("word_starts", batch["attention_mask"].bool()))
 
-    def loss(self, scores: Tensor, labels: Tensor, attention_mask: Tensor) -> Tensor:
-        """Cross-entropy over tokens whose label is not -100, or the CRF's mean NLL over real tokens."""
+    def word_labels(self, batch: dict[str, Tensor], word_mask: Tensor) -> Tensor:
+        """Each word's tag id (B, W), -100 past the row's last word."""
+        labels, _ = gather_words(batch["labels"], batch.get("word_starts", batch["attention_mask"].bool()))
+        return labels.masked_fill(~word_mask, IGNORE_INDEX)
+
+    def loss(self, scores: Tensor, labels: Tensor, mask: Tensor) -> Tensor:
+        """Cross-entropy over words whose label is not -100, or the CRF's mean NLL over real words."""
         if self.crf is None:
             return F.cross_entropy(scores.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
-        mask = attention_mask.bool()  # (B, T)
+        mask = mask.bool()  # (B, W)
         if bool((labels[mask] == IGNORE_INDEX).any()):
-            raise ValueError("the CRF needs a label at every real token, but some are -100 (subword pieces?)")
+            raise ValueError("the CRF needs a tag for every word, but some words have label -100")
         return self.crf(scores, labels, mask)
 
-    def decode(self, scores: Tensor, attention_mask: Tensor) -> Tensor:
-        """Tag ids (B, T): Viterbi with the CRF (-100 at padding), else the argmax (any tag at padding)."""
+    def decode(self, scores: Tensor, mask: Tensor) -> Tensor:
+        """Tag ids (B, W): Viterbi with the CRF (-100 at padding), else the argmax (any tag at padding)."""
         if self.crf is None:
             return scores.argmax(-1)
-        return self.crf.decode(scores, attention_mask.bool())
+        return self.crf.decode(scores, mask.bool())
 
     def _shared_step(self, batch: dict[str, Tensor], stage: str, metrics: SpanF1) -> Tensor:
-        scores = self(batch["input_ids"], batch["attention_mask"], batch.get("char_ids"))
-        loss = self.loss(scores, batch["labels"], batch["attention_mask"])
-        metrics.update(self.decode(scores.detach(), batch["attention_mask"]), batch["labels"])
-        # The softmax loss is a mean over tokens, the CRF's a mean over sentences: weight the epoch mean alike.
-        weight = batch["labels"].size(0) if self.crf is not None else int((batch["labels"] != IGNORE_INDEX).sum())
+        scores, mask = self.word_scores(batch)  # (B, W, C), (B, W)
+        labels = self.word_labels(batch, mask)  # (B, W)
+        loss = self.loss(scores, labels, mask)
+        metrics.update(self.decode(scores.detach(), mask), labels)
+        # The softmax loss is a mean over words, the CRF's a mean over sentences: weight the epoch mean alike.
+        weight = labels.size(0) if self.crf is not None else int((labels != IGNORE_INDEX).sum())
         self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True,
                  batch_size=weight, sync_dist=stage != "train")
         return loss
@@ -125,9 +151,9 @@ class SequenceTaggingTask(LightningModule):
         self._log_epoch("test", self.test_metrics)
 
     def predict_step(self, batch, batch_idx):
-        """Tag ids (B, T), -100 at padded positions; names are ``self.hparams.labels`` (also the DataModule's)."""
-        scores = self(batch["input_ids"], batch["attention_mask"], batch.get("char_ids"))
-        return self.decode(scores, batch["attention_mask"]).masked_fill(~batch["attention_mask"].bool(), IGNORE_INDEX)
+        """Tag ids per word (B, W), -100 past each row's last word; names are ``self.hparams.labels``."""
+        scores, mask = self.word_scores(batch)
+        return self.decode(scores, mask).masked_fill(~mask, IGNORE_INDEX)
 
     def configure_optimizers(self):
         return build_optimizers(

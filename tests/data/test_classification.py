@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from seqlab.data.classification import TextClassificationDataModule
+from seqlab.data.tokenizers import FitWordTokenizer
 from seqlab.data.collate import PadCollator
 from seqlab.data.sources import HFSource
 from seqlab.data.synthetic import NegationSentimentSource
@@ -64,7 +65,8 @@ def test_state_round_trip_restores_tokenizer_and_labels(pair_files):
                                       text_pair_column="hypothesis", label_column="gold")
     dm.setup("fit")
     other = TextClassificationDataModule(HFSource("jsonl", data_files=pair_files), text_column="premise",
-                                         text_pair_column="hypothesis", label_column="gold", min_freq=5)
+                                         text_pair_column="hypothesis", label_column="gold",
+                                         tokenizer=FitWordTokenizer(min_freq=5))
     other.load_state_dict(dm.state_dict())
     other.setup("fit")  # restored vocab is kept, not refitted with min_freq=5
     assert other.tokenizer.get_vocab() == dm.tokenizer.get_vocab()
@@ -181,7 +183,7 @@ def test_class_label_columns_use_their_names_and_unlabelled_test_splits_are_skip
 
 
 def test_pairs_are_truncated_longest_first_and_keep_the_separator():
-    from seqlab.data.classification import truncate_pair
+    from seqlab.data.tokenizers import truncate_pair
 
     assert truncate_pair([1, 2, 3, 4, 5, 6], [7, 8], 5) == ([1, 2, 3], [7, 8])
     assert truncate_pair([1, 2, 3], [4, 5, 6], 4) == ([1, 2], [4, 5])

@@ -7,6 +7,7 @@ import torch
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 
 from seqlab.data.sources import HFSource
+from seqlab.data.tokenizers import FitWordTokenizer
 from seqlab.data.tagging import TaggingCollator, TokenClassificationDataModule
 
 TINY = Path(__file__).resolve().parents[1] / "fixtures" / "tiny.conll"  # IOB1, invented sentences
@@ -100,7 +101,8 @@ def test_chars_truncation_and_collate():
 def test_state_round_trip_restores_vocabularies():
     dm = TokenClassificationDataModule(conll_source(), tag_scheme="IOB1", use_chars=True)
     dm.setup("fit")
-    other = TokenClassificationDataModule(conll_source(), tag_scheme="IOB1", use_chars=True, min_freq=5)
+    other = TokenClassificationDataModule(conll_source(), tag_scheme="IOB1", use_chars=True,
+                                          tokenizer=FitWordTokenizer(min_freq=5))
     other.load_state_dict(dm.state_dict())
     other.setup("fit")  # restored vocabularies are kept, not refitted with min_freq=5
     assert other.tokenizer.get_vocab() == dm.tokenizer.get_vocab()

@@ -44,15 +44,15 @@ def test_overfits_one_batch(use_crf, chars):
     first = None
     for _ in range(60):
         opt.zero_grad()
-        loss = task.loss(task(batch["input_ids"], batch["attention_mask"], batch.get("char_ids")), batch["labels"],
-                         batch["attention_mask"])
+        loss = task.loss(task.word_scores(batch)[0], batch["labels"], batch["attention_mask"])
         first = loss.item() if first is None else first
         loss.backward()
         opt.step()
     assert loss.item() < 0.05 < first
     task.eval()
-    scores = task(batch["input_ids"], batch["attention_mask"], batch.get("char_ids"))
-    preds = task.decode(scores, batch["attention_mask"])
+    scores, mask = task.word_scores(batch)  # every token is a word here: (B, T, C) and the attention mask
+    assert torch.equal(mask, batch["attention_mask"].bool())
+    preds = task.decode(scores, mask)
     real = batch["labels"] != -100
     assert torch.equal(preds[real], batch["labels"][real])
     task.val_metrics.update(preds, batch["labels"])
@@ -83,11 +83,11 @@ def test_wrong_combinations_fail_clearly():
         SequenceTaggingTask(RNNEncoder(20), num_labels=3, labels=LABELS, optimizer=torch.optim.Adam)
     batch = tiny_batch(chars=True)
     with pytest.raises(ValueError, match="reads no characters"):
-        make_task(False)(batch["input_ids"], batch["attention_mask"], batch["char_ids"])
+        make_task(False).word_scores(batch)
     crf_task = make_task(True)
     labels = batch["labels"].clone()
     labels[0, 1] = -100
-    with pytest.raises(ValueError, match="CRF needs a label at every real token"):
+    with pytest.raises(ValueError, match="CRF needs a tag for every word"):
         crf_task.loss(crf_task(batch["input_ids"], batch["attention_mask"]), labels, batch["attention_mask"])
 
 
