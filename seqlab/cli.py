@@ -35,6 +35,8 @@ register_resolvers()
 
 COMMANDS = {
     "train": "train a model: python -m seqlab train +experiment=lstm [key=value ...]  (Hydra overrides)",
+    "finetune": "fine-tune a pretrained encoder with HF Trainer flags: python -m seqlab finetune "
+    "--model_name_or_path DIR --train_file train.csv --do_train ...",
 }
 
 USAGE = """usage: seqlab <command> [args]
@@ -93,4 +95,9 @@ def main(argv: list[str] | None = None) -> None:
     if command not in COMMANDS:
         sys.exit(f"seqlab: unknown command {command!r}; commands: {', '.join(COMMANDS)} (see seqlab --help)")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # silence the fork warning of DataLoader workers
+    if command == "finetune":
+        from seqlab.finetune import main as finetune
+
+        finetune(rest)
+        return
     _train(rest)

@@ -47,32 +47,16 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     log_hyperparameters(trainer, cfg, model)
 
-    results: dict[str, Any] = {"train": {}, "val": {}, "test": {}, "predictions": None, "export_dir": None}
+    train_metrics: dict[str, float] = {}
     if cfg.get("train", True):
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         # read now: validate / test reset the trainer's metrics
-        results["train"] = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/") and v.numel() == 1}
-        results["train"].update(epoch=trainer.current_epoch, global_step=trainer.global_step)
+        train_metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/") and v.numel() == 1}
+        train_metrics.update(epoch=trainer.current_epoch, global_step=trainer.global_step)
     weights = load_eval_weights(model, trainer, cfg)
+    results = evaluate(cfg, trainer, model, datamodule, model_cfg)
 
-    if cfg.get("validate", False):
-        out = trainer.validate(model, datamodule=datamodule)
-        results["val"] = {k: float(v) for k, v in (out[0] if out else {}).items()}
-    run_test = cfg.get("test", True) or cfg.get("predict", False)
-    if run_test and hasattr(datamodule, "has_split") and not datamodule.has_split("test"):
-        log.warning("the data has no test split: skipping test and predict (add data_files.test)")
-        run_test = False
-    if run_test and cfg.get("test", True):
-        out = trainer.test(model, datamodule=datamodule)
-        results["test"] = {k: float(v) for k, v in (out[0] if out else {}).items()}
-    if run_test and cfg.get("predict", False):
-        results["predictions"] = write_predictions(trainer, model, datamodule, OmegaConf.select(cfg, "paths.output_dir"))
-    if cfg.get("save_pretrained") and trainer.is_global_zero:
-        from seqlab.export.hf import save_pretrained
-
-        results["export_dir"] = save_pretrained(model, datamodule, cfg.save_pretrained, model_cfg)
-
-    summary = summarize(trainer, cfg, datamodule, weights, results)
+    summary = summarize(trainer, cfg, datamodule, weights, {"train": train_metrics, **results})
     print_summary(summary)
     if trainer.is_global_zero and summary["output_dir"]:
         path = Path(summary["output_dir"]) / "summary.json"
@@ -106,6 +90,28 @@ def load_eval_weights(model: L.LightningModule, trainer: L.Trainer, cfg: DictCon
     model.load_state_dict(read_checkpoint(path)["state_dict"])
     log.info("evaluating the weights of %s", path)
     return str(path)
+
+
+def evaluate(cfg: DictConfig, trainer: L.Trainer, model: L.LightningModule, datamodule, model_cfg: DictConfig) -> dict[str, Any]:
+    """What the config asks of the loaded weights: validation and test metrics, test predictions, an export."""
+    results: dict[str, Any] = {"val": {}, "test": {}, "predictions": None, "export_dir": None}
+    if cfg.get("validate", False):
+        out = trainer.validate(model, datamodule=datamodule)
+        results["val"] = {k: float(v) for k, v in (out[0] if out else {}).items()}
+    run_test = cfg.get("test", True) or cfg.get("predict", False)
+    if run_test and hasattr(datamodule, "has_split") and not datamodule.has_split("test"):
+        log.warning("the data has no test split: skipping test and predict (add data_files.test)")
+        run_test = False
+    if run_test and cfg.get("test", True):
+        out = trainer.test(model, datamodule=datamodule)
+        results["test"] = {k: float(v) for k, v in (out[0] if out else {}).items()}
+    if run_test and cfg.get("predict", False):
+        results["predictions"] = write_predictions(trainer, model, datamodule, OmegaConf.select(cfg, "paths.output_dir"))
+    if cfg.get("save_pretrained") and trainer.is_global_zero:
+        from seqlab.export.hf import save_pretrained
+
+        results["export_dir"] = save_pretrained(model, datamodule, cfg.save_pretrained, model_cfg)
+    return results
 
 
 def write_predictions(trainer: L.Trainer, model: L.LightningModule, datamodule, output_dir: str | None) -> str | None:

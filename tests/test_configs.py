@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 from seqlab.cli import CONF_DIR
 from seqlab.utils import fill_from_data, instantiate_list
 from tests.conftest import SHARED_DATA, compose_cfg
+from tests.helpers.tiny_data import write_classification, write_tagging
 
 
 def options(group: str) -> list[str]:
@@ -25,13 +26,28 @@ def uses_shared_data(cfg) -> bool:
     return "${paths.data_dir}" in str(OmegaConf.to_container(cfg.data, resolve=False))
 
 
+def own_files(cfg, request, tmp_path) -> list[str]:
+    """Overrides that an experiment leaves to the user: the pretrained model (the tiny test BERT stands in for
+    MiniLM and for finetune_*'s ???) and the data files of the generic finetune_* recipes."""
+    extra = []
+    if OmegaConf.select(cfg, "model.encoder._target_", default="").endswith("HFEncoder"):
+        extra.append(f"model.encoder.model_name_or_path={request.getfixturevalue('tiny_bert')}")
+    if OmegaConf.is_missing(cfg.data.source, "path"):
+        tagging = "tagging" in cfg.data._target_
+        files = (write_tagging if tagging else write_classification)(tmp_path, **({} if tagging else {"n_train": 40}))
+        extra += [f"data.source.path={'jsonl' if tagging else 'csv'}",
+                  *(f"data.source.data_files.{k}={v}" for k, v in files.items())]
+    return extra
+
+
 @pytest.mark.filterwarnings("ignore:You are trying to `self.log\(\)`")
 @pytest.mark.parametrize("name", EXPERIMENTS)
-def test_experiment_composes_and_instantiates(name, tmp_path):
-    cfg = compose_cfg(f"+experiment={name}", "data.max_train_samples=200", "data.max_eval_samples=50",
-                      output_dir=tmp_path)
+def test_experiment_composes_and_instantiates(name, request, tmp_path):
+    quick = [f"+experiment={name}", "data.max_train_samples=200", "data.max_eval_samples=50"]
+    cfg = compose_cfg(*quick, output_dir=tmp_path)
     if uses_shared_data(cfg) and not SHARED_DATA.is_dir():
         pytest.skip(f"{name} reads {SHARED_DATA}")
+    cfg = compose_cfg(*quick, *own_files(cfg, request, tmp_path), output_dir=tmp_path)
     assert OmegaConf.missing_keys(cfg.data) == set()
     dm = instantiate(cfg.data)
     dm.setup("fit")
@@ -41,8 +57,9 @@ def test_experiment_composes_and_instantiates(name, tmp_path):
 
 
 @pytest.mark.parametrize("encoder", ENCODERS)
-def test_every_encoder_option_builds(encoder, tmp_path):
+def test_every_encoder_option_builds(encoder, request, tmp_path):
     cfg = compose_cfg(f"model/encoder={encoder}", output_dir=tmp_path)
+    cfg = compose_cfg(f"model/encoder={encoder}", *own_files(cfg, request, tmp_path), output_dir=tmp_path)
     enc = instantiate(fill_from_data(cfg.model.encoder, {"vocab_size": 50, "pad_token_id": 0}, prefix="model.encoder"))
     assert enc.output_dim > 0 and enc.num_directions in (1, 2)
 
@@ -64,7 +81,8 @@ def test_every_optimizer_and_scheduler_builds(optimizer, scheduler, tmp_path):
     opt = instantiate(cfg.model.optimizer)(params=params)
     assert opt.param_groups[0]["params"] == params
     if scheduler:
-        instantiate(cfg.model.scheduler)(optimizer=opt).step(*([1.0] if scheduler == "plateau" else []))
+        extra = {"num_training_steps": 10} if scheduler == "hf" else {}  # what build_optimizers passes it
+        instantiate(cfg.model.scheduler)(optimizer=opt, **extra).step(*([1.0] if scheduler == "plateau" else []))
 
 
 @pytest.mark.parametrize("group", ["callbacks", "logger"])

@@ -24,3 +24,12 @@ def test_clipping_options_are_accepted_and_test_can_be_skipped(tmp_path):
                       "trainer.gradient_clip_algorithm=value", "test=false", output_dir=tmp_path)
     summary = run(cfg)
     assert summary["test"] == {}
+
+
+def test_train_false_with_ckpt_path_evaluates_that_checkpoint(tmp_path):
+    """Evaluating a saved model with train=false must use its weights, never freshly initialised ones."""
+    quick = ["+experiment=lstm", "trainer.max_epochs=2", "callbacks.rich_progress_bar=null"]
+    first = run(compose_cfg(*quick, output_dir=tmp_path / "first"))
+    again = run(compose_cfg(*quick, "train=false", f"ckpt_path={first['best_model_path']}", output_dir=tmp_path / "again"))
+    assert again["eval_ckpt_path"] == first["best_model_path"]
+    assert again["test"] == first["test"] and first["test"]["test/acc"] > 0.9

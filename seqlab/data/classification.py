@@ -7,7 +7,15 @@ from typing import Any
 
 from datasets import ClassLabel, DatasetDict
 
-from seqlab.data.base import TRUNCATED, SeqDataModule, column, count_truncated, drop_empty_rows, require_columns, tokenize_split
+from seqlab.data.base import (
+    TRUNCATED,
+    SeqDataModule,
+    column,
+    count_truncated,
+    drop_empty_rows,
+    require_columns,
+    tokenize_split,
+)
 from seqlab.data.collate import PadCollator
 from seqlab.data.tokenizers import SEP, FitWordTokenizer, tokenizer_from_state
 from seqlab.data.vocab import LabelVocab

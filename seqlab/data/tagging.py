@@ -9,7 +9,15 @@ from typing import Any
 from datasets import ClassLabel, Dataset, DatasetDict
 from torch import Tensor
 
-from seqlab.data.base import TRUNCATED, SeqDataModule, column, count_truncated, drop_empty_rows, require_columns, tokenize_split
+from seqlab.data.base import (
+    TRUNCATED,
+    SeqDataModule,
+    column,
+    count_truncated,
+    drop_empty_rows,
+    require_columns,
+    tokenize_split,
+)
 from seqlab.data.collate import IGNORE_INDEX, PadCollator, pad_sequences
 from seqlab.data.tokenizers import FitWordTokenizer, tokenizer_from_state
 from seqlab.data.vocab import LabelVocab

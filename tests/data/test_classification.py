@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from seqlab.data.classification import TextClassificationDataModule
-from seqlab.data.tokenizers import FitWordTokenizer
 from seqlab.data.collate import PadCollator
 from seqlab.data.sources import HFSource
 from seqlab.data.synthetic import NegationSentimentSource
+from seqlab.data.tokenizers import FitWordTokenizer
 
 
 def write_jsonl(path, rows):

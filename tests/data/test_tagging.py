@@ -7,8 +7,8 @@ import torch
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 
 from seqlab.data.sources import HFSource
-from seqlab.data.tokenizers import FitWordTokenizer
 from seqlab.data.tagging import TaggingCollator, TokenClassificationDataModule
+from seqlab.data.tokenizers import FitWordTokenizer
 
 TINY = Path(__file__).resolve().parents[1] / "fixtures" / "tiny.conll"  # IOB1, invented sentences
 COLUMNS = ["tokens", "pos", "chunk", "tags"]

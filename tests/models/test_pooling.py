@@ -42,3 +42,13 @@ def test_last_pooling_is_the_final_state_of_each_direction(cell, bi):
 def test_unknown_mode_names_the_key():
     with pytest.raises(ValueError, match="model.pooling='avg'"):
         Pooler("avg")
+
+
+def test_cls_and_pooler_modes():
+    hidden = torch.arange(12.0).reshape(2, 3, 2)
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    assert torch.equal(Pooler("cls")(hidden, mask), hidden[:, 0])
+    pooled = torch.randn(2, 2)
+    assert torch.equal(Pooler("pooler", has_pooler_output=True)(hidden, mask, pooled), pooled)
+    with pytest.raises(ValueError, match="model.pooling=pooler needs an encoder with a pretrained pooler"):
+        Pooler("pooler")

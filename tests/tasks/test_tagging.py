@@ -121,3 +121,33 @@ def test_learns_real_conll_slice(shared_data, tmp_path):
     assert summary["monitor"] == "val/f1"
     assert summary["best_score"] > VAL_F1_FLOOR, summary
     assert summary["test"]["test/f1"] > TEST_F1_FLOOR, summary  # first 500 sentences of eng.testb
+
+
+def test_gather_words_takes_first_pieces_in_order():
+    from seqlab.tasks.tagging import gather_words
+
+    x = torch.arange(2 * 6).reshape(2, 6, 1).float()  # position values
+    starts = torch.tensor([[0, 1, 0, 1, 1, 0], [0, 0, 1, 0, 0, 0]], dtype=torch.bool)
+    words, mask = gather_words(x, starts)
+    assert words.shape == (2, 3, 1)
+    assert words[0, :, 0].tolist() == [1.0, 3.0, 4.0] and words[1, 0, 0].item() == 8.0
+    assert mask.tolist() == [[True, True, True], [True, False, False]]
+    every = torch.ones(2, 6, dtype=torch.bool)  # a word tokenizer: every token is a word, gathering is the identity
+    assert torch.equal(gather_words(x, every)[0], x)
+
+
+def test_subword_scores_are_read_per_word():
+    """Scores on continuation pieces change nothing: loss, decoding and F1 see only each word's first piece."""
+    task = make_task(False).eval()
+    batch = {
+        "input_ids": torch.tensor([[3, 4, 5, 6, 7]]),
+        "attention_mask": torch.ones(1, 5, dtype=torch.long),
+        "word_starts": torch.tensor([[1, 0, 1, 1, 0]], dtype=torch.bool),  # 3 words: pieces (3, 4), (5), (6, 7)
+        "labels": torch.tensor([[1, -100, 0, 3, -100]]),
+    }
+    scores, mask = task.word_scores(batch)
+    assert scores.shape == (1, 3, len(LABELS)) and mask.all()
+    assert task.word_labels(batch, mask).tolist() == [[1, 0, 3]]
+    full = task(batch["input_ids"], batch["attention_mask"])
+    torch.testing.assert_close(scores[0], full[0, [0, 2, 3]])
+    assert task.predict_step(batch, 0).shape == (1, 3)

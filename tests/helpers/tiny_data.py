@@ -1,0 +1,60 @@
+"""Small data files for fine-tuning tests: classification (single texts or pairs) and tagging, written to a folder."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from pathlib import Path
+
+from seqlab.data.synthetic import NegationSentimentSource
+
+PEOPLE = ["Jane", "Omar", "Ines", "Kofi", "Mei", "Lars", "Ana", "Raj"]
+PLACES = ["Oslo", "Lima", "Quito", "Accra", "Hanoi", "Porto", "Dakar", "Riga"]
+VERBS = ["visited", "left", "loves", "reached", "saw"]
+
+
+def write_classification(directory: Path, pairs: bool = False, n_train: int = 320, n_eval: int = 64) -> dict[str, str]:
+    """csv files: ``text,label`` (NegationSentiment), or ``premise,hypothesis,label`` labelled with the polarity
+    of the hypothesis (the second text of the pair)."""
+    data = NegationSentimentSource(num_train=2 * n_train, num_validation=2 * n_eval, num_test=2 * n_eval, seed=3).load()
+    files = {}
+    for split, n in (("train", n_train), ("validation", n_eval), ("test", n_eval)):
+        rows = list(zip(data[split]["text"], data[split]["label"], strict=True))
+        path = directory / f"{split}.csv"
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            if pairs:
+                w.writerow(["premise", "hypothesis", "label"])
+                for (a, _), (b, lb) in zip(rows[:n], rows[n : 2 * n], strict=True):
+                    w.writerow([a, b, lb])
+            else:
+                w.writerow(["text", "label"])
+                w.writerows(rows[:n])
+        files[split] = str(path)
+    return files
+
+
+def tagged_sentence(rng: random.Random) -> tuple[list[str], list[str]]:
+    """``<person> <verb> <place> .`` with optional ``and <person>``: IOB2 tags PER / LOC."""
+    tokens, tags = [rng.choice(PEOPLE)], ["B-PER"]
+    if rng.random() < 0.3:
+        tokens += ["and", rng.choice(PEOPLE)]
+        tags += ["O", "B-PER"]
+    tokens += [rng.choice(VERBS), rng.choice(PLACES), "."]
+    tags += ["O", "B-LOC", "O"]
+    return tokens, tags
+
+
+def write_tagging(directory: Path, n_train: int = 240, n_eval: int = 48) -> dict[str, str]:
+    """jsonl files with ``tokens`` and ``tags`` lists (IOB2)."""
+    rng = random.Random(0)
+    files = {}
+    for split, n in (("train", n_train), ("validation", n_eval), ("test", n_eval)):
+        path = directory / f"{split}.jsonl"
+        with open(path, "w") as f:
+            for _ in range(n):
+                tokens, tags = tagged_sentence(rng)
+                f.write(json.dumps({"tokens": tokens, "tags": tags}) + "\n")
+        files[split] = str(path)
+    return files
