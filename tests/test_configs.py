@@ -32,7 +32,8 @@ def own_files(cfg, request, tmp_path) -> list[str]:
     extra = []
     if OmegaConf.select(cfg, "model.encoder._target_", default="").endswith("HFEncoder"):
         extra.append(f"model.encoder.model_name_or_path={request.getfixturevalue('tiny_bert')}")
-    if OmegaConf.is_missing(cfg.data.source, "path"):
+    hf_files = cfg.data.source._target_.endswith("HFSource") and not uses_shared_data(cfg)
+    if hf_files and (OmegaConf.is_missing(cfg.data.source, "path") or cfg.data.source.data_files.train is None):
         tagging = "tagging" in cfg.data._target_
         files = (write_tagging if tagging else write_classification)(tmp_path, **({} if tagging else {"n_train": 40}))
         extra += [f"data.source.path={'jsonl' if tagging else 'csv'}",

@@ -58,14 +58,14 @@ def test_classification_datamodule_with_pairs(tiny_bert, tmp_path, caplog):
     files = write_classification(tmp_path, pairs=True, n_train=40, n_eval=8)
     dm = TextClassificationDataModule(
         HFSource("csv", data_files=files), text_column="premise", text_pair_column="hypothesis",
-        tokenizer=LoadHFTokenizer(str(tiny_bert)), max_seq_length=12, batch_size=4,
+        tokenizer=LoadHFTokenizer(str(tiny_bert)), max_seq_length=8, batch_size=4,
     )
     with caplog.at_level(logging.WARNING):
         dm.setup("fit")
-    assert "rows were longer than data.max_seq_length=12 tokens and were truncated" in caplog.text
+    assert "rows were longer than data.max_seq_length=8 tokens and were truncated" in caplog.text
     assert dm.dims["vocab_size"] == 200 and dm.dims["pad_token_id"] == 0
     batch = next(iter(dm.train_dataloader()))
-    assert batch["input_ids"].shape == batch["token_type_ids"].shape and batch["input_ids"].size(1) <= 12
+    assert batch["input_ids"].shape == batch["token_type_ids"].shape and batch["input_ids"].size(1) <= 8
     assert (batch["token_type_ids"][batch["attention_mask"] == 0] == 0).all()
     assert (batch["token_type_ids"].sum(1) > 0).all()  # every row has a second segment
 

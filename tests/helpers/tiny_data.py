@@ -7,30 +7,35 @@ import json
 import random
 from pathlib import Path
 
-from seqlab.data.synthetic import NegationSentimentSource
-
 PEOPLE = ["Jane", "Omar", "Ines", "Kofi", "Mei", "Lars", "Ana", "Raj"]
 PLACES = ["Oslo", "Lima", "Quito", "Accra", "Hanoi", "Porto", "Dakar", "Riga"]
 VERBS = ["visited", "left", "loves", "reached", "saw"]
 
 
+GOOD = ["great", "superb", "moving", "brilliant", "fun"]
+BAD = ["awful", "boring", "bland", "tedious", "weak"]
+SUBJECTS = ["the plot", "the cast", "its music", "the ending", "this film"]
+
+
+def review(rng: random.Random) -> tuple[str, str]:
+    """``<subject> was <adjective>``: positive or negative by the adjective (a lexical task a tiny model learns fast)."""
+    label = rng.choice(["positive", "negative"])
+    return f"{rng.choice(SUBJECTS)} was {rng.choice(GOOD if label == 'positive' else BAD)}", label
+
+
 def write_classification(directory: Path, pairs: bool = False, n_train: int = 320, n_eval: int = 64) -> dict[str, str]:
-    """csv files: ``text,label`` (NegationSentiment), or ``premise,hypothesis,label`` labelled with the polarity
-    of the hypothesis (the second text of the pair)."""
-    data = NegationSentimentSource(num_train=2 * n_train, num_validation=2 * n_eval, num_test=2 * n_eval, seed=3).load()
+    """csv files: ``text,label``, or ``premise,hypothesis,label`` labelled with the polarity of the hypothesis
+    (the second text of the pair)."""
+    rng = random.Random(0)
     files = {}
     for split, n in (("train", n_train), ("validation", n_eval), ("test", n_eval)):
-        rows = list(zip(data[split]["text"], data[split]["label"], strict=True))
         path = directory / f"{split}.csv"
         with open(path, "w", newline="") as f:
             w = csv.writer(f)
-            if pairs:
-                w.writerow(["premise", "hypothesis", "label"])
-                for (a, _), (b, lb) in zip(rows[:n], rows[n : 2 * n], strict=True):
-                    w.writerow([a, b, lb])
-            else:
-                w.writerow(["text", "label"])
-                w.writerows(rows[:n])
+            w.writerow(["premise", "hypothesis", "label"] if pairs else ["text", "label"])
+            for _ in range(n):
+                text, label = review(rng)
+                w.writerow([review(rng)[0], text, label] if pairs else [text, label])
         files[split] = str(path)
     return files
 

@@ -80,8 +80,9 @@ class HFEncoder(Encoder):
                 )
             for block in layers[:freeze_layers]:
                 block.requires_grad_(False)
-        if gradient_checkpointing:
-            self.model.gradient_checkpointing_enable()
+        if gradient_checkpointing:  # transformers 5 renamed it activation checkpointing
+            enable = getattr(self.model, "activation_checkpointing_enable", None) or self.model.gradient_checkpointing_enable
+            enable()
 
     def forward(
         self, input_ids: Tensor, attention_mask: Tensor, state=None, token_type_ids: Tensor | None = None
