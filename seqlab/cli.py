@@ -70,11 +70,31 @@ def _train(argv: list[str]) -> None:
 
         # `import lightning` adds its own console handler; Hydra's logging config already prints to the console.
         logging.getLogger("lightning").handlers.clear()
-        summary = run(cfg)
+        try:
+            summary = run(cfg)
+        except Exception as e:
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            import traceback
+
+            from hydra.core.hydra_config import HydraConfig
+
+            trace = Path(HydraConfig.get().runtime.output_dir) / "error.log"
+            trace.write_text(traceback.format_exc())
+            sys.exit(f"seqlab: error: {user_message(e)}\n(the full trace: {trace}; or run with HYDRA_FULL_ERROR=1)")
         return summary["best_score"]  # what a sweeper (Optuna) optimises
 
     sys.argv = ["seqlab train", *argv]
     train_app()
+
+
+def user_message(e: BaseException) -> str:
+    """One line for a failed run: the innermost cause (Hydra wraps errors raised while instantiating), with its
+    type unless it is a plain ValueError / FileNotFoundError, whose messages name the setting to fix."""
+    while e.__cause__ is not None and type(e).__name__ == "InstantiationException":
+        e = e.__cause__
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if isinstance(e, ValueError | FileNotFoundError) else f"{type(e).__name__}: {text}"
 
 
 def _is_override(arg: str) -> bool:

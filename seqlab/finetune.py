@@ -317,6 +317,13 @@ def _betas(a: Args) -> list[float]:
     return [a.adam_beta1, a.adam_beta2]
 
 
+def _pin_memory(a: Args) -> bool:
+    """HF pins when there is a device to copy to; on a CPU-only machine pinning only warns."""
+    import torch
+
+    return bool(a.dataloader_pin_memory) and torch.cuda.is_available()
+
+
 def _group_by_length(a: Args) -> bool:
     return a.group_by_length or a.train_sampling_strategy == "group_by_length"
 
@@ -358,7 +365,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag("per_device_train_batch_size", "data.batch_size"),
     Flag("per_device_eval_batch_size", "data.eval_batch_size"),
     Flag("dataloader_num_workers", "data.num_workers"),
-    Flag("dataloader_pin_memory", "data.pin_memory"),
+    Flag("dataloader_pin_memory", "data.pin_memory", _pin_memory),
     Flag("dataloader_persistent_workers", "data.persistent_workers"),
     Flag("dataloader_drop_last", "data.drop_last"),
     Flag("group_by_length", "data.group_by_length", _group_by_length),
@@ -531,6 +538,10 @@ def check(a: Args) -> None:
     if (a.save_strategy == "best" or a.early_stopping_patience is not None) and a.eval_strategy == "no":
         what = "--save_strategy best" if a.save_strategy == "best" else "--early_stopping_patience"
         raise FinetuneError(f"{what} needs evaluations: set --eval_strategy epoch or steps")
+    for name in ("train_file", "validation_file", "test_file"):
+        path = getattr(a, name)
+        if path is not None and not Path(path).is_file():
+            raise FinetuneError(f"--{name} {path}: no such file")
     if a.do_predict and a.train_file and not a.test_file:
         raise FinetuneError("--do_predict needs --test_file")
 
@@ -722,6 +733,8 @@ def _hf_metrics(prefix: str, metrics: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for key, value in metrics.items():
         name = key.split("/", 1)[-1]
+        if name.endswith(("_step", "_epoch")):  # Lightning's per-step / per-epoch copies of a logged value
+            continue
         out[f"{prefix}_{_HF_NAMES.get(name, name)}"] = value
     return out
 

@@ -115,3 +115,16 @@ def test_ddp_workers_relaunched_by_lightning_find_the_train_command(tmp_path):
            "trainer.limit_test_batches=2", "callbacks.rich_progress_bar=null", f"hydra.run.dir={run_dir}", cwd=tmp_path)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert Path(summary["best_model_path"]).is_file() and "test/acc" in summary["test"]
+
+
+def test_a_failing_run_prints_one_error_line_and_keeps_the_trace(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    proc = subprocess.run([sys.executable, "-m", "seqlab", "train", "+experiment=lstm", "data.label_column=stars",
+                           f"hydra.run.dir={tmp_path / 'r'}"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr + proc.stdout
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("seqlab: error:")]
+    assert errors == ["seqlab: error: data.label_column='stars': no such column in split 'train'; available columns: "
+                      "['text', 'label']"]
+    assert "Traceback" in (tmp_path / "r" / "error.log").read_text()

