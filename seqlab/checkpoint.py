@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 from hydra.utils import instantiate
-from lightning import LightningModule
+from lightning import Callback, LightningModule
 from omegaconf import DictConfig, OmegaConf
 
 
@@ -24,7 +24,32 @@ def attach_config(model: LightningModule, model_cfg: DictConfig) -> None:
 
 
 def read(path: str | Path) -> dict[str, Any]:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    """The checkpoint's dict, read with ``weights_only=True``; a missing file or a file that is not a checkpoint
+    is a one-line error (not torch's advice to unpickle arbitrary code)."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no such checkpoint file")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # UnpicklingError, RuntimeError (not a zip / pickle) ...
+        raise ValueError(f"{path}: not a seqlab checkpoint ({type(e).__name__})") from None
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise ValueError(f"{path}: not a seqlab checkpoint (no state_dict)")
+    return ckpt
+
+
+class SelfRebuilding:
+    """Mixin for seqlab tasks: ``TaskClass.load_from_checkpoint(path)`` (Lightning's usual way) rebuilds the task
+    from the model config inside the checkpoint. Lightning's own version would call ``TaskClass(**hparams)``
+    with the config's nested dicts (the encoder as a dict), which cannot work."""
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, map_location=None, hparams_file=None, strict=None, **kwargs):
+        if hparams_file is not None or kwargs:
+            raise ValueError("seqlab checkpoints carry their own config: load_from_checkpoint takes only the path")
+        task = load_task(checkpoint_path)
+        if not isinstance(task, cls):
+            raise ValueError(f"{checkpoint_path} holds a {type(task).__name__}, not a {cls.__name__}")
+        return task.to(map_location) if isinstance(map_location, str | torch.device) else task
 
 
 def load_task(path: str | Path) -> LightningModule:
@@ -41,6 +66,26 @@ def load_task(path: str | Path) -> LightningModule:
     model = instantiate(cfg)
     model.load_state_dict(ckpt["state_dict"])
     return model.eval()
+
+
+class SaveDataConfig(Callback):
+    """Adds the run's resolved data config to every checkpoint (``checkpoint["seqlab"]["data"]``), so that
+    ``seqlab eval`` rebuilds the DataModule the checkpoint was trained with."""
+
+    def __init__(self, data_cfg: DictConfig):
+        self.data_cfg = OmegaConf.to_container(data_cfg, resolve=True)
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict[str, Any]) -> None:
+        checkpoint["seqlab"] = {"data": self.data_cfg}
+
+
+def data_config(path: str | Path) -> dict[str, Any]:
+    """The data config a checkpoint was trained with (see `SaveDataConfig`)."""
+    cfg = read(path).get("seqlab", {}).get("data")
+    if cfg is None:
+        raise ValueError(f"{path}: the checkpoint has no data config (written by an older seqlab); evaluate it with "
+                         "`seqlab train <the run's overrides> train=false ckpt_path=...`")
+    return cfg
 
 
 def data_state(path: str | Path) -> dict[str, Any]:

@@ -33,10 +33,18 @@ def register_resolvers() -> None:
 
 register_resolvers()
 
+# command -> (the module whose main(argv) runs it; None: train, below), one line of help
 COMMANDS = {
-    "train": "train a model: python -m seqlab train +experiment=lstm [key=value ...]  (Hydra overrides)",
-    "finetune": "fine-tune a pretrained encoder with HF Trainer flags: python -m seqlab finetune "
-    "--model_name_or_path DIR --train_file train.csv --do_train ...",
+    "train": (None, "train a model: python -m seqlab train +experiment=lstm [key=value ...]  (Hydra overrides)"),
+    "finetune": ("seqlab.finetune", "fine-tune a pretrained encoder with HF Trainer flags: python -m seqlab "
+                 "finetune --model_name_or_path DIR --train_file train.csv --do_train ..."),
+    "predict": ("seqlab.predict", "predict with a trained model: python -m seqlab predict ckpt_path=CKPT "
+                "input=texts.txt [output=preds.jsonl]"),
+    "eval": ("seqlab.evaluate", "evaluate a checkpoint on its test split: python -m seqlab eval ckpt_path=CKPT "
+             "[data overrides]"),
+    "export": ("seqlab.export.command", "export a checkpoint: python -m seqlab export ckpt_path=CKPT "
+               "format=onnx|torchscript"),
+    "plot": ("seqlab.plot", "draw learning curves: python -m seqlab plot RUN_DIR [RUN_DIR ...]"),
 }
 
 USAGE = """usage: seqlab <command> [args]
@@ -97,13 +105,54 @@ def user_message(e: BaseException) -> str:
     return text if isinstance(e, ValueError | FileNotFoundError) else f"{type(e).__name__}: {text}"
 
 
+class UsageError(ValueError):
+    """A command-line mistake: printed as one line, ``seqlab <command>: error: ...``, exit status 2."""
+
+
+def parse_options(argv: list[str], options: dict[str, str], command: str) -> dict[str, str]:
+    """``key=value`` arguments of a small command (predict, eval, export): each key must be one of `options`
+    (name -> help); an unknown one is an error naming the closest valid keys. ``--help`` prints the options."""
+    import difflib
+
+    if any(a in ("-h", "--help") for a in argv):
+        width = max(map(len, options))
+        print(f"usage: seqlab {command} " + " ".join(f"{k}=..." for k in options) + "\n")
+        print("\n".join(f"  {k:<{width}}  {text}" for k, text in options.items()))
+        sys.exit(0)
+    out: dict[str, str] = {}
+    for arg in argv:
+        key, eq, value = arg.partition("=")
+        if not eq:
+            raise UsageError(f"{arg!r}: arguments are key=value ({', '.join(options)})")
+        if key not in options:
+            close = difflib.get_close_matches(key, list(options), n=3)
+            hint = f"; did you mean {' or '.join(close)}?" if close else f"; valid keys: {', '.join(options)}"
+            raise UsageError(f"unknown key {key!r}{hint}")
+        out[key] = value
+    return out
+
+
+def run_command(command: str, fn, argv: list[str]) -> None:
+    """Run `fn(argv)`; a `UsageError` or a ValueError / FileNotFoundError (bad input) becomes one line on stderr."""
+    try:
+        fn(argv)
+    except UsageError as e:
+        print(f"seqlab {command}: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except (ValueError, FileNotFoundError) as e:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1" or os.environ.get("SEQLAB_FULL_ERROR") == "1":
+            raise
+        print(f"seqlab {command}: error: {user_message(e)}", file=sys.stderr)
+        sys.exit(1)
+
+
 def _is_override(arg: str) -> bool:
     return "=" in arg or arg.startswith(("+", "~", "-"))
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
-    commands = "\n".join(f"  {name:<10}{text}" for name, text in COMMANDS.items())
+    commands = "\n".join(f"  {name:<10}{text}" for name, (_, text) in COMMANDS.items())
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE.format(commands=commands))
         sys.exit(0 if argv else 2)
@@ -115,9 +164,10 @@ def main(argv: list[str] | None = None) -> None:
     if command not in COMMANDS:
         sys.exit(f"seqlab: unknown command {command!r}; commands: {', '.join(COMMANDS)} (see seqlab --help)")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # silence the fork warning of DataLoader workers
-    if command == "finetune":
-        from seqlab.finetune import main as finetune
-
-        finetune(rest)
+    module = COMMANDS[command][0]
+    if module is None:
+        _train(rest)
         return
-    _train(rest)
+    import importlib
+
+    run_command(command, importlib.import_module(module).main, rest)

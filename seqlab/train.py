@@ -14,7 +14,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from seqlab.checkpoint import attach_config, data_state
+from seqlab.checkpoint import SaveDataConfig, attach_config, data_state
 from seqlab.checkpoint import read as read_checkpoint
 from seqlab.utils import fill_from_data, instantiate_list, log_hyperparameters, print_summary
 
@@ -42,7 +42,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     attach_config(model, model_cfg)  # so a checkpoint rebuilds the model on its own
     check_monitor(cfg.get("monitor"), model)
 
-    callbacks = instantiate_list(cfg.get("callbacks"))
+    callbacks = [*instantiate_list(cfg.get("callbacks")), SaveDataConfig(cfg.data)]
     loggers = instantiate_list(cfg.get("logger"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     log_hyperparameters(trainer, cfg, model)
@@ -77,8 +77,8 @@ def load_eval_weights(model: L.LightningModule, trainer: L.Trainer, cfg: DictCon
     if not cfg.get("train", True):
         path = cfg.get("ckpt_path")
         if not path:
-            log.warning("train=false and no ckpt_path: evaluating freshly initialised weights")
-            return None
+            raise ValueError("train=false without ckpt_path would evaluate untrained weights: give ckpt_path=<a checkpoint> "
+                             "(or use `seqlab eval ckpt_path=...`)")
     elif choice == "last":
         return None  # the weights in memory are the last ones
     else:

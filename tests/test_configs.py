@@ -77,7 +77,8 @@ def test_every_char_encoder_option_builds_into_the_rnn(chars, tmp_path):
 @pytest.mark.parametrize("scheduler", [None, *options("model/scheduler")])
 def test_every_optimizer_and_scheduler_builds(optimizer, scheduler, tmp_path):
     overrides = [f"model/optimizer={optimizer}"] + ([f"model/scheduler={scheduler}"] if scheduler else [])
-    cfg = fill_from_data(compose_cfg(*overrides, output_dir=tmp_path), {"vocab_size": 50, "pad_token_id": 0, "num_labels": 2})
+    cfg = fill_from_data(compose_cfg(*overrides, output_dir=tmp_path),
+                         {"vocab_size": 50, "pad_token_id": 0, "num_labels": 2, "labels": ["a", "b"]})
     params = [torch.nn.Parameter(torch.zeros(3))]
     opt = instantiate(cfg.model.optimizer)(params=params)
     assert opt.param_groups[0]["params"] == params

@@ -137,7 +137,7 @@ class TextClassificationDataModule(SeqDataModule):
 
     def state_dict(self) -> dict[str, Any]:
         """Saved in every checkpoint: what a checkpoint needs to encode new text and name its predictions."""
-        return {"tokenizer": self.tokenizer.state(), "labels": self.label_vocab.labels}
+        return {"tokenizer": self.tokenizer.state(), "labels": self.label_vocab.labels, "hparams": dict(self.hparams)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.tokenizer = tokenizer_from_state(state["tokenizer"])
@@ -166,4 +166,5 @@ class TextClassificationDataModule(SeqDataModule):
             "vocab_size": self.tokenizer.vocab_size,
             "pad_token_id": self.tokenizer.pad_token_id,
             "num_labels": len(self.label_vocab),
+            "labels": [str(x) for x in self.label_vocab.labels],
         }

@@ -187,7 +187,7 @@ class LanguageModelDataModule(SeqDataModule):
 
     def state_dict(self) -> dict[str, Any]:
         """Saved in every checkpoint: the tokenizer, so a checkpoint alone can encode new text."""
-        return {"tokenizer": self.tokenizer.state()}
+        return {"tokenizer": self.tokenizer.state(), "hparams": dict(self.hparams)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.tokenizer = tokenizer_from_state(state["tokenizer"])

@@ -214,7 +214,8 @@ class TokenClassificationDataModule(SeqDataModule):
 
     def state_dict(self) -> dict[str, Any]:
         """Saved in every checkpoint: what a checkpoint needs to encode new sentences and name its tags."""
-        return {"tokenizer": self.tokenizer.state(), "labels": self.label_vocab.labels, "chars": self.char_vocab}
+        return {"tokenizer": self.tokenizer.state(), "labels": self.label_vocab.labels, "chars": self.char_vocab,
+                "hparams": dict(self.hparams)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.tokenizer = tokenizer_from_state(state["tokenizer"])

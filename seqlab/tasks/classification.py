@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch.nn.functional as F
@@ -11,15 +11,17 @@ from torch import Tensor, nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
+from seqlab.checkpoint import SelfRebuilding
 from seqlab.models.pooling import Pooler
 from seqlab.tasks.optim import build_optimizers
 
 
-class TextClassificationTask(LightningModule):
+class TextClassificationTask(SelfRebuilding, LightningModule):
     """Args:
     encoder: any `seqlab.models.encoders.base.Encoder` (RNN, CNN, HF); it gets the batch entries it declares in
         ``extra_inputs`` (``token_type_ids`` of text pairs for HF encoders).
-    num_labels: from the data (``???`` in config). pooling: last | mean | max | first | cls | pooler.
+    num_labels, labels: from the data (``???`` in config): the number of classes and their names.
+    pooling: last | mean | max | first | cls | pooler.
     dropout: before the head.
     optimizer / scheduler: partials from config, finished in `configure_optimizers`.
     scheduler_interval / scheduler_monitor: how Lightning steps the scheduler.
@@ -33,6 +35,7 @@ class TextClassificationTask(LightningModule):
         encoder: nn.Module,
         num_labels: int,
         optimizer: Callable[..., Any],
+        labels: Sequence[str] | None = None,
         scheduler: Callable[..., Any] | None = None,
         pooling: str = "max",
         dropout: float = 0.0,
@@ -40,6 +43,8 @@ class TextClassificationTask(LightningModule):
         scheduler_monitor: str | None = "val/loss",
     ):
         super().__init__()
+        if labels is not None and len(labels) != num_labels:
+            raise ValueError(f"model.labels has {len(labels)} names but model.num_labels={num_labels}")
         # Only plain values go into hparams; seqlab.train then stores the whole model config (seqlab.checkpoint).
         self.save_hyperparameters(logger=False, ignore=["encoder", "optimizer", "scheduler"])
         self.optimizer, self.scheduler = optimizer, scheduler

@@ -21,6 +21,7 @@ from lightning import LightningModule
 from torch import Tensor, nn
 from torchmetrics import Metric
 
+from seqlab.checkpoint import SelfRebuilding
 from seqlab.data.collate import IGNORE_INDEX
 from seqlab.tasks.optim import build_optimizers
 
@@ -61,7 +62,7 @@ def state_batch_size(state: Any) -> int:
     return h.size(1)  # (layers * directions, B, H): nn.RNN keeps B second even with batch_first
 
 
-class LanguageModelTask(LightningModule):
+class LanguageModelTask(SelfRebuilding, LightningModule):
     """Args:
     encoder: a left-to-right encoder following `seqlab.models.encoders.base` that returns its state (RNNEncoder).
     vocab_size: from the data (``???`` in config): the number of classes of the output layer.

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from lightning import LightningModule
 from torch import Tensor, nn
 
+from seqlab.checkpoint import SelfRebuilding
 from seqlab.data.collate import IGNORE_INDEX
 from seqlab.metrics.spans import SpanF1
 from seqlab.models.crf import CRF
@@ -33,7 +34,7 @@ def gather_words(x: Tensor, starts: Tensor) -> tuple[Tensor, Tensor]:
     return x.gather(1, index), torch.arange(W, device=x.device)[None, :] < counts[:, None]
 
 
-class SequenceTaggingTask(LightningModule):
+class SequenceTaggingTask(SelfRebuilding, LightningModule):
     """Args:
     encoder: any `seqlab.models.encoders.base.Encoder`; it gets the batch entries it declares in ``extra_inputs``
         (``char_ids`` for an `RNNEncoder` with a ``char_encoder``, ``token_type_ids`` for HF encoders).

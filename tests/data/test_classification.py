@@ -51,7 +51,7 @@ def test_text_pairs_label_vocab_and_loader_options(pair_files):
     with pytest.raises(ValueError, match=r"no 'test' split .*add data_files.test \(or run with test=false\)"):
         dm.test_dataloader()
     assert dm.label_vocab.labels == ["no", "yes"]
-    assert dm.dims == {"vocab_size": dm.tokenizer.vocab_size, "pad_token_id": 0, "num_labels": 2}
+    assert dm.dims == {"vocab_size": dm.tokenizer.vocab_size, "pad_token_id": 0, "num_labels": 2, "labels": ["no", "yes"]}
     first = dm.datasets["train"][0]
     sep = dm.tokenizer.token_to_id("<sep>")
     assert first["input_ids"] == dm.tokenizer.encode("a man walks 0") + [sep] + dm.tokenizer.encode("a man moves")
