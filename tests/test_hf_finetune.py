@@ -99,21 +99,29 @@ def test_finetune_recipe_end_to_end(case, tiny_bert, tmp_path):
         torch.testing.assert_close(logits, expected, atol=1e-5, rtol=0)
 
 
-def test_finetune_command_with_hf_flags_writes_hf_outputs(tiny_bert, tmp_path):
-    """`seqlab finetune` as an HF user types it (run_glue's flags), in a subprocess: HF's result files, the model in
-    HF layout, loadable with AutoModelForSequenceClassification."""
+@pytest.mark.parametrize("case", ["single", "pair", "tagging"])
+def test_finetune_command_with_hf_flags_writes_hf_outputs(case, tiny_bert, tmp_path):
+    """`seqlab finetune` as an HF user types it (run_glue / run_ner flags; the task inferred from the data), in a
+    subprocess: HF's result files, the model in HF layout, loadable with the matching Auto class."""
     import os
     import subprocess
     import sys
 
-    files = write_classification(tmp_path, n_train=64, n_eval=16)
+    import transformers
+
+    if case == "tagging":
+        files, auto, columns = write_tagging(tmp_path, n_train=64, n_eval=16), "AutoModelForTokenClassification", []
+    else:
+        files, auto = write_classification(tmp_path, pairs=case == "pair", n_train=64, n_eval=16), AUTO["finetune_classification"]
+        columns = ["--text_column_name", "premise", "--text_pair_column_name", "hypothesis"] if case == "pair" else []
+    metric = "f1" if case == "tagging" else "accuracy"
     out = tmp_path / "out"
     argv = [
         "--model_name_or_path", str(tiny_bert), "--train_file", files["train"], "--validation_file", files["validation"],
-        "--test_file", files["test"], "--do_train", "--do_eval", "--do_predict", "--num_train_epochs", "2",
+        "--test_file", files["test"], *columns, "--do_train", "--do_eval", "--do_predict", "--num_train_epochs", "2",
         "--per_device_train_batch_size", "16", "--learning_rate", "1e-3", "--eval_strategy", "epoch",
         "--save_strategy", "epoch", "--save_total_limit", "1", "--load_best_model_at_end",
-        "--metric_for_best_model", "accuracy", "--logging_steps", "2", "--output_dir", str(out),
+        "--metric_for_best_model", metric, "--logging_steps", "2", "--output_dir", str(out),
         "callbacks.rich_progress_bar=null",
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
@@ -121,15 +129,17 @@ def test_finetune_command_with_hf_flags_writes_hf_outputs(tiny_bert, tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((out / "all_results.json").read_text())
-    assert {"eval_accuracy", "eval_loss", "eval_samples", "predict_accuracy", "train_loss", "epoch"} <= set(results)
+    assert {f"eval_{metric}", "eval_loss", "eval_samples", f"predict_{metric}", "train_loss", "epoch"} <= set(results)
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["monitor"] == "val/acc" and results["eval_accuracy"] == pytest.approx(summary["best_score"], abs=1e-6)
+    assert summary["monitor"] == f"val/{'f1' if case == 'tagging' else 'acc'}"
+    assert results[f"eval_{metric}"] == pytest.approx(summary["best_score"], abs=1e-6)
     lines = (out / "predict_results.txt").read_text().splitlines()
-    assert lines[0] == "index\tprediction" and len(lines) == 1 + 16
+    if case == "tagging":  # run_ner: one line of tags per sentence
+        assert len(lines) == 16 and all(set(line.split()) <= {"B-PER", "B-LOC", "O"} for line in lines)
+    else:  # run_glue: index <TAB> label
+        assert lines[0] == "index\tprediction" and len(lines) == 1 + 16
     assert len(list((out / "checkpoints").glob("epoch*.ckpt"))) == 1  # --save_total_limit 1
-    import transformers
-
-    model = transformers.AutoModelForSequenceClassification.from_pretrained(str(out))
-    assert set(model.config.id2label.values()) == {"negative", "positive"}
+    model = getattr(transformers, auto).from_pretrained(str(out))
+    assert set(model.config.id2label.values()) == ({"B-LOC", "B-PER", "O"} if case == "tagging" else {"negative", "positive"})
     tok = transformers.AutoTokenizer.from_pretrained(str(out))
     assert tok("the plot was good")["input_ids"][0] == tok.cls_token_id
