@@ -58,7 +58,7 @@ examples:
   python -m seqlab train +experiment=lstm
   python -m seqlab train +experiment=bilstm trainer.max_epochs=3 data.batch_size=64
   python -m seqlab train +experiment=lstm --cfg job        # print the composed config
-  python -m seqlab train +experiment=lstm -m model.encoder.hidden_size=64,128
+  python -m seqlab train -m +experiment=lstm model.encoder.hidden_size=64,128
   python -m seqlab train --help                            # config groups and Hydra's options
 """
 

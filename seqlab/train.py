@@ -62,7 +62,21 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         path = Path(summary["output_dir"]) / "summary.json"
         path.write_text(json.dumps(summary, indent=2) + "\n")
         log.info("summary written to %s", path)
+        if cfg.get("train", True):
+            draw_run_curves(Path(summary["output_dir"]))
     return summary
+
+
+def draw_run_curves(output_dir: Path) -> None:
+    """curves.png next to summary.json. A plot is a convenience: no CSV logger means no plot, a failure only warns."""
+    if not (output_dir / "csv" / "metrics.csv").is_file():
+        return
+    try:
+        from seqlab.plot import draw_curves
+
+        log.info("learning curves: %s", draw_curves([output_dir]))
+    except Exception as e:  # noqa: BLE001
+        log.warning("could not draw learning curves: %s", e)
 
 
 def load_eval_weights(model: L.LightningModule, trainer: L.Trainer, cfg: DictConfig) -> str | None:
@@ -147,6 +161,7 @@ def summarize(trainer: L.Trainer, cfg: DictConfig, datamodule, weights: str | No
     datasets = getattr(datamodule, "datasets", None) or {}
     return {
         "monitor": monitor,
+        "mode": (ckpt_cb.mode if ckpt_cb is not None and ckpt_cb.monitor else None) or cfg.get("mode"),
         "best_score": float(best) if best is not None else math.nan,
         "best_model_path": ckpt_cb.best_model_path if ckpt_cb is not None else None,
         "eval_ckpt_path": weights,
