@@ -70,6 +70,7 @@ def test_train_lstm_end_to_end(tmp_path):
     assert [state["labels"][p] for p in preds] == ["negative", "positive", "positive"]
 
 
+@pytest.mark.slow  # a subprocess or real-data training: run by .ci/run after the default suite
 def test_multirun_sweeps_each_value(tmp_path):
     sweep_dir = tmp_path / "sweep"
     seqlab("train", "-m", "+experiment=lstm", "debug=fdr", "model.encoder.hidden_size=8,16", f"hydra.sweep.dir={sweep_dir}",
@@ -94,6 +95,7 @@ def test_bad_override_is_named_in_the_error(override, message, tmp_path):
     assert not (tmp_path / "r" / "checkpoints").exists()  # nothing half-written
 
 
+@pytest.mark.slow  # a subprocess or real-data training: run by .ci/run after the default suite
 def test_resume_uses_the_checkpoint_vocabulary(tmp_path):
     """Resuming with a data setting that would fit another vocabulary still restores the checkpoint's own."""
     first, second = tmp_path / "first", tmp_path / "second"
@@ -107,6 +109,7 @@ def test_resume_uses_the_checkpoint_vocabulary(tmp_path):
     assert torch.load(second / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
 
 
+@pytest.mark.slow  # a subprocess or real-data training: run by .ci/run after the default suite
 def test_ddp_workers_relaunched_by_lightning_find_the_train_command(tmp_path):
     """trainer=ddp: Lightning restarts `python -m seqlab <overrides>` in each worker (here 2 CPU processes)."""
     run_dir = tmp_path / "ddp"

@@ -13,6 +13,7 @@ from tests.conftest import compose_cfg
 SST2_SLICE_FLOOR = 0.70  # dev accuracy after 3 epochs on the first 25,000 rows of train (measured 0.766)
 
 
+@pytest.mark.slow  # a subprocess or real-data training: run by .ci/run after the default suite
 def test_sst2_slice_beats_floor_on_dev(shared_data, tmp_path):
     cfg = compose_cfg("+experiment=lstm_sst2", "data.max_train_samples=25000", "trainer.max_epochs=3",
                       "callbacks.rich_progress_bar=null", output_dir=tmp_path)

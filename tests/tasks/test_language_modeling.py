@@ -196,6 +196,7 @@ def test_overfits_a_repetitive_corpus(tmp_path, adaptive):
 # ---- real data, through the experiment config -------------------------------------------------------------
 @pytest.mark.skipif(not (SHARED_DATA / "wikitext-2" / "train.txt").is_file(), reason=f"no WikiText-2 under {SHARED_DATA}")
 @pytest.mark.filterwarnings("ignore:.*LearningRateMonitor.*")
+@pytest.mark.slow  # a subprocess or real-data training: run by .ci/run after the default suite
 def test_lstm_wikitext2_experiment_on_a_slice(tmp_path):
     """The real recipe on ~200k train tokens (3500 lines), 1 epoch; eval on the first 800 lines (~40k tokens)."""
     from seqlab.train import run

@@ -111,6 +111,7 @@ VAL_F1_FLOOR = 0.55
 TEST_F1_FLOOR = 0.45
 
 
+@pytest.mark.slow  # a subprocess or real-data training: run by .ci/run after the default suite
 def test_learns_real_conll_slice(shared_data, tmp_path):
     """The bilstm_conll recipe on the first 1500 sentences of eng.train, scored on the first 500 of eng.testa."""
     cfg = compose_cfg(
