@@ -60,11 +60,22 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     print_summary(summary)
     if trainer.is_global_zero and summary["output_dir"]:
         path = Path(summary["output_dir"]) / "summary.json"
-        path.write_text(json.dumps(summary, indent=2) + "\n")
+        path.write_text(json.dumps(json_safe(summary), indent=2, allow_nan=False) + "\n")
         log.info("summary written to %s", path)
         if cfg.get("train", True):
             draw_run_curves(Path(summary["output_dir"]))
     return summary
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with NaN and infinities as None: strict JSON parsers reject bare NaN / Infinity."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def draw_run_curves(output_dir: Path) -> None:
