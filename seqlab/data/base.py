@@ -19,6 +19,15 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
 TRUNCATED = "_truncated"  # a temporary column: which rows max_seq_length cut (counted, logged, then dropped)
+# Where each row sits in the source (its split and index there), kept through carving, slicing and encoding so
+# that an error names the row in the user's file, not its position after a shuffle. Dropped after encoding.
+ROW, SOURCE = "_row", "_source_split"
+
+
+def where(split: str, source: str, row: int) -> str:
+    """``split 'train' row 4``, or for a split carved from another: ``split 'validation', row 4 of the source's
+    'train' split`` (rows count from 0, in the source's order)."""
+    return f"split '{split}' row {row}" if source == split else f"split '{split}', row {row} of the source's '{source}' split"
 
 
 def prepare_splits(
@@ -39,7 +48,7 @@ def prepare_splits(
     """
     if "train" not in raw:
         raise ValueError(f"the data source has no 'train' split (it has {sorted(raw)}); map one with split_names")
-    splits = dict(raw)
+    splits = {name: ds.add_column(ROW, list(range(len(ds)))).add_column(SOURCE, [name] * len(ds)) for name, ds in raw.items()}
     if "validation" not in splits:
         if not 0 < val_fraction < 1:
             raise ValueError(f"the source has no validation split and val_fraction={val_fraction}: set 0 < val_fraction < 1")
@@ -64,8 +73,10 @@ def prepare_splits(
 def tokenize_split(ds: Dataset, fn, name: str, num_proc: int | None, with_indices: bool = False, **fn_kwargs) -> Dataset:
     """`fn` over `ds` in batches, its output replacing the raw columns. datasets caches the result by fingerprint
     (of `fn` and `fn_kwargs`, the tokenizer included), so a second run with the same data skips the work."""
+    # ROW / SOURCE pass through (not removed) so that `drop_empty_rows` and error messages can name the source row.
     return ds.map(
-        fn, batched=True, with_indices=with_indices, num_proc=num_proc, remove_columns=ds.column_names,
+        fn, batched=True, with_indices=with_indices, num_proc=num_proc,
+        remove_columns=[c for c in ds.column_names if c not in (ROW, SOURCE)],
         desc=f"Tokenizing {name}", fn_kwargs=fn_kwargs,
     )
 
@@ -87,16 +98,17 @@ def drop_empty_rows(encoded: Dataset, split: str, what: str, drop: bool) -> Data
     """Rows whose ``input_ids`` are empty: an error naming the first one, or (``drop``) removed with a warning.
     An RNN cannot read a sequence of length 0."""
     empty = [i for i, n in enumerate(map(len, column(encoded, "input_ids"))) if n == 0]
-    if not empty:
-        return encoded
-    if not drop:
+    if empty and not drop:
+        first = encoded[empty[0]]
         raise ValueError(
-            f"split '{split}' row {empty[0]} (and {len(empty) - 1} more): {what} has no tokens; "
-            "an RNN cannot read an empty sequence. Clean the data or set data.drop_empty=true"
+            f"{where(split, first.get(SOURCE, split), first.get(ROW, empty[0]))} (and {len(empty) - 1} more): {what} "
+            "has no tokens; an RNN cannot read an empty sequence. Clean the data or set data.drop_empty=true"
         )
-    log.warning("split '%s': dropped %d rows with no tokens (data.drop_empty=true)", split, len(empty))
-    gone = set(empty)
-    return encoded.select(i for i in range(len(encoded)) if i not in gone)
+    if empty:
+        log.warning("split '%s': dropped %d rows with no tokens (data.drop_empty=true)", split, len(empty))
+        gone = set(empty)
+        encoded = encoded.select(i for i in range(len(encoded)) if i not in gone)
+    return encoded.remove_columns([c for c in (ROW, SOURCE) if c in encoded.column_names])
 
 
 def column(ds: Dataset, name: str) -> list:
@@ -108,7 +120,8 @@ def require_columns(ds: Dataset, split: str, columns: dict[str, str | None]) -> 
     """Fail with the override to fix and the columns that exist, e.g. ``data.text_column='sentence'``."""
     for arg, col in columns.items():
         if col is not None and col not in ds.column_names:
-            raise ValueError(f"data.{arg}={col!r}: no such column in split '{split}'; available columns: {ds.column_names}")
+            available = [c for c in ds.column_names if c not in (ROW, SOURCE)]
+            raise ValueError(f"data.{arg}={col!r}: no such column in split '{split}'; available columns: {available}")
 
 
 class LengthGroupedSampler(Sampler[int]):

@@ -8,6 +8,8 @@ from typing import Any
 from datasets import ClassLabel, DatasetDict
 
 from seqlab.data.base import (
+    ROW,
+    SOURCE,
     TRUNCATED,
     SeqDataModule,
     column,
@@ -15,6 +17,7 @@ from seqlab.data.base import (
     drop_empty_rows,
     require_columns,
     tokenize_split,
+    where,
 )
 from seqlab.data.collate import PadCollator
 from seqlab.data.tokenizers import SEP, FitWordTokenizer, tokenizer_from_state
@@ -32,8 +35,9 @@ def _encode(batch, *, tokenizer, vocab, text_column, text_pair_column, label_col
     values = batch[label_column]
     if label_names is not None:  # a ClassLabel column holds ids into its names; -1 means "no label"
         values = [label_names[v] if v is not None and 0 <= v < len(label_names) else v for v in values]
-    where = f"split '{split}', column '{label_column}': "
-    return {**out, "labels": [vocab.encode(v, where=where) for v in values], TRUNCATED: cut}
+    labels = [vocab.encode(v, where=f"{where(split, s, r)}, column '{label_column}': ")
+              for v, r, s in zip(values, batch[ROW], batch[SOURCE], strict=True)]
+    return {**out, "labels": labels, TRUNCATED: cut}
 
 
 def _class_names(feature) -> list | None:
@@ -59,8 +63,8 @@ class TextClassificationDataModule(SeqDataModule):
             ``text <sep> pair`` by a word tokenizer, as ``[CLS] text [SEP] pair [SEP]`` (with token_type_ids) by an HF one.
         tokenizer: builds the tokenizer: `FitWordTokenizer` (``data/tokenizer=word``, fitted on train) or
             `LoadHFTokenizer` (``data/tokenizer=hf``, pretrained). Default: a word tokenizer with its defaults.
-        max_seq_length: truncate longer inputs, counted and logged (None: no cap for word tokenizers, the model's
-            maximum for HF ones).
+        max_seq_length: truncate longer inputs, counted and logged once per split (None: no cap for word
+            tokenizers, the model's maximum for HF ones). A 100k-word row would otherwise cost minutes and GBs.
         val_fraction, split_seed: carve a validation split from train when the source has none.
         max_train_samples, max_eval_samples: keep only the first N rows (quick runs, tests).
         drop_empty: drop rows with no tokens (with a warning) instead of failing on them.
@@ -74,7 +78,7 @@ class TextClassificationDataModule(SeqDataModule):
         text_pair_column: str | None = None,
         label_column: str = "label",
         tokenizer: Any = None,
-        max_seq_length: int | None = None,
+        max_seq_length: int | None = 512,
         val_fraction: float = 0.1,
         split_seed: int = 0,
         max_train_samples: int | None = None,

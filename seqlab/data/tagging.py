@@ -10,6 +10,8 @@ from datasets import ClassLabel, Dataset, DatasetDict
 from torch import Tensor
 
 from seqlab.data.base import (
+    ROW,
+    SOURCE,
     TRUNCATED,
     SeqDataModule,
     column,
@@ -17,6 +19,7 @@ from seqlab.data.base import (
     drop_empty_rows,
     require_columns,
     tokenize_split,
+    where,
 )
 from seqlab.data.collate import IGNORE_INDEX, PadCollator, pad_sequences
 from seqlab.data.tokenizers import FitWordTokenizer, tokenizer_from_state
@@ -59,15 +62,15 @@ def align_labels(word_ids: list[int | None], word_labels: list[int]) -> tuple[li
     return labels, starts
 
 
-def _encode(batch, idx, *, tokenizer, vocab, char_index, tokens_column, tags_column, names, iob1,
+def _encode(batch, *, tokenizer, vocab, char_index, tokens_column, tags_column, names, iob1,
             max_seq_length, max_word_length, split):
     words = batch[tokens_column]
     labels = []
-    for i, sent, tags in zip(idx, words, batch[tags_column], strict=True):
+    for row, source, sent, tags in zip(batch[ROW], batch[SOURCE], words, batch[tags_column], strict=True):
         if len(sent) != len(tags):
-            raise ValueError(f"split '{split}' row {i}: {len(sent)} tokens but {len(tags)} tags")
-        where = f"split '{split}' row {i}, column '{tags_column}': "
-        labels.append([vocab.encode(t, where=where) for t in _read_tags(tags, names, iob1)])
+            raise ValueError(f"{where(split, source, row)}: {len(sent)} tokens but {len(tags)} tags")
+        at = f"{where(split, source, row)}, column '{tags_column}': "
+        labels.append([vocab.encode(t, where=at) for t in _read_tags(tags, names, iob1)])
     out, word_ids, cut = tokenizer.encode_words(words, max_seq_length)
     if tokenizer.splits_words:  # sub-words: labels move to each word's first piece, `word_starts` marks them
         aligned = [align_labels(w, lab) for w, lab in zip(word_ids, labels, strict=True)]
@@ -133,7 +136,7 @@ class TokenClassificationDataModule(SeqDataModule):
         tags_column: str = "tags",
         tag_scheme: str | None = "IOB2",
         tokenizer: Any = None,
-        max_seq_length: int | None = None,
+        max_seq_length: int | None = 512,
         use_chars: bool = False,
         max_word_length: int = 20,
         val_fraction: float = 0.1,
@@ -202,7 +205,7 @@ class TokenClassificationDataModule(SeqDataModule):
         if hp.use_chars and self.char_vocab is None:
             raise ValueError("data.use_chars=true but the restored state has no char vocabulary")
         encoded = tokenize_split(
-            ds, _encode, split, hp.num_proc, with_indices=True,
+            ds, _encode, split, hp.num_proc,
             tokenizer=self.tokenizer, vocab=self.label_vocab,
             char_index={c: i for i, c in enumerate(self.char_vocab)} if hp.use_chars else None,
             tokens_column=hp.tokens_column, tags_column=hp.tags_column,

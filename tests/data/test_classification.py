@@ -109,7 +109,7 @@ def test_label_unseen_in_train_is_an_error(tmp_path):
         "validation": write_jsonl(tmp_path / "v.jsonl", [{"text": "meh", "label": "neutral"}]),
     }
     dm = TextClassificationDataModule(HFSource("jsonl", data_files=files))
-    with pytest.raises(ValueError, match=r"split 'validation', column 'label': label 'neutral' does not occur in the training split"):
+    with pytest.raises(ValueError, match=r"split 'validation' row 0, column 'label': label 'neutral' does not occur in the training split"):
         dm.setup("fit")
 
 
@@ -197,3 +197,23 @@ def test_long_pairs_keep_both_texts_and_the_separator(pair_files):
     tok = dm.tokenizer
     # "a man walks 0" + "a man moves": 4 slots for words, the longer side shortened first
     assert dm.datasets["train"][0]["input_ids"] == tok.encode("a man") + [tok.token_to_id("<sep>")] + tok.encode("a man")
+
+
+def test_errors_name_the_row_in_the_source_file_when_validation_is_carved(tmp_path):
+    """Validation carved from train (shuffled): an empty text is reported at its row in the user's file."""
+    rows = [{"text": f"word{i} word", "label": i % 2} for i in range(50)]
+    rows[37]["text"] = "   "
+    files = {"train": write_jsonl(tmp_path / "t.jsonl", rows)}
+    dm = TextClassificationDataModule(HFSource("jsonl", data_files=files), val_fraction=0.5, split_seed=1)
+    with pytest.raises(ValueError, match=r"split '(train' row 37|validation', row 37 of the source's 'train' split) "):
+        dm.setup("fit")
+
+
+def test_very_long_texts_are_cut_at_the_default_cap_and_counted(tmp_path, caplog):
+    rows = [{"text": "word " * 5000, "label": 0}] + [{"text": "a b", "label": i % 2} for i in range(20)]
+    files = {"train": write_jsonl(tmp_path / "t.jsonl", rows), "validation": write_jsonl(tmp_path / "v.jsonl", rows[1:5])}
+    dm = TextClassificationDataModule(HFSource("jsonl", data_files=files))
+    with caplog.at_level("WARNING"):
+        dm.setup("fit")
+    assert len(dm.datasets["train"][0]["input_ids"]) == 512
+    assert "split 'train': 1 of 21 rows were longer than data.max_seq_length=512 tokens" in caplog.text
