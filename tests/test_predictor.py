@@ -109,6 +109,10 @@ def test_language_model_perplexity_and_generation(tmp_path):
     text = p.generate("the cat", n=5, seed=0)
     assert text.startswith("the cat ") and len(text.split()) == 7
     assert p.generate("the cat", n=5, seed=0) == text  # seeded
+    # eval reproduces the run's test perplexity exactly (the test split is carved here: none given)
+    cli_main(["eval", f"ckpt_path={summary['best_model_path']}", f"output_dir={tmp_path / 'eval'}", "split=validation"])
+    assert json.loads((tmp_path / "eval" / "summary.json").read_text())["val"]["val/ppl"] == pytest.approx(
+        summary["best_score"], rel=1e-6)
 
 
 def _lm_corpus(tmp_path: Path) -> Path:

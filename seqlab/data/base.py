@@ -175,6 +175,9 @@ class SeqDataModule(LightningDataModule):
         drop_last: bool = False,
     ):
         super().__init__()
+        for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+            if value is not None and value < 1:
+                raise ValueError(f"data.{key}={value}: must be >= 1")
         if persistent_workers and num_workers == 0:
             raise ValueError("data.persistent_workers=true needs data.num_workers > 0")
         self.batch_size = batch_size

@@ -119,9 +119,12 @@ class TextClassificationDataModule(SeqDataModule):
 
             self.tokenizer = self.make_tokenizer(corpus, special_tokens=[SEP] if hp.text_pair_column else [])
         if self.label_vocab is None:
-            self.label_vocab = LabelVocab.from_values(
-                column(train, hp.label_column), names=_class_names(train.features[hp.label_column])
-            )
+            values = column(train, hp.label_column)
+            if None in values:
+                i = values.index(None)
+                raise ValueError(f"{where('train', train[i][SOURCE], train[i][ROW])}, column '{hp.label_column}': no label "
+                                 "(null); every training row needs one")
+            self.label_vocab = LabelVocab.from_values(values, names=_class_names(train.features[hp.label_column]))
         self.datasets = DatasetDict({split: self._encode(ds, split) for split, ds in raw.items() if _is_labelled(ds, split, hp.label_column)})
         log.info(
             "data: %s | vocab %d | labels %s",
@@ -145,7 +148,9 @@ class TextClassificationDataModule(SeqDataModule):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.tokenizer = tokenizer_from_state(state["tokenizer"])
-        self.label_vocab = LabelVocab(state["labels"])
+        if "labels" not in state:
+            raise ValueError("the checkpoint (ckpt_path) has no label vocabulary: it belongs to another task")
+        self.label_vocab = LabelVocab(state["labels"], origin="the checkpoint's labels (ckpt_path)")
 
     def predictions(self, outputs) -> list[dict[str, Any]]:
         """`trainer.predict` outputs (class probabilities (B, C) per batch) as one record per row, in order:

@@ -14,7 +14,7 @@ from typing import Any
 
 from datasets import DatasetDict, load_dataset
 
-from seqlab.data.readers import read_conll
+from seqlab.data.readers import check_encoding, read_conll
 
 # Local formats: seqlab's name -> (datasets builder, default builder kwargs).
 # `quoting=3` (csv.QUOTE_NONE) for TSV: with default quoting a stray `"` silently merges rows.
@@ -41,6 +41,8 @@ class HFSource:
         reader_kwargs: passed to the builder (``delimiter``, ``column_names``, ``sample_by`` ...); for conll,
             ``columns`` names the file's columns in order (default: tokens, tags).
         cache_dir: datasets cache directory (None: the HF default).
+        encoding: of local text files (csv, tsv, json, jsonl, text, conll); many classic corpora are latin-1.
+    Each split's files are read on their own, so an error names the split and file at fault.
     """
 
     def __init__(
@@ -51,6 +53,7 @@ class HFSource:
         split_names: Mapping[str, str] | None = None,
         reader_kwargs: Mapping[str, Any] | None = None,
         cache_dir: str | None = None,
+        encoding: str = "utf-8",
     ):
         self.path = path
         self.name = name
@@ -58,6 +61,7 @@ class HFSource:
         self.split_names = dict(split_names or {})
         self.reader_kwargs = dict(reader_kwargs or {})
         self.cache_dir = cache_dir
+        self.encoding = encoding
         if self.is_local and not self.data_files:
             raise ValueError(f"data source path={path!r} reads local files: set data_files (e.g. data_files.train=...)")
 
@@ -70,21 +74,52 @@ class HFSource:
             for f in files:
                 if not Path(f).is_file():
                     raise FileNotFoundError(f"data_files.{split}: no such file: {f}")
+                if Path(f).stat().st_size == 0:
+                    raise ValueError(f"data_files.{split}: {f} is empty (0 bytes)")
+                if self.path != "parquet":
+                    check_encoding(f, self.encoding)
+                if self.path in ("csv", "tsv") and _data_lines(f, self.encoding) == 0:
+                    raise ValueError(f"data_files.{split}: {f} holds no rows (a header only?)")
         if self.path == CONLL:
             columns = tuple(self.reader_kwargs.get("columns", DEFAULT_CONLL_COLUMNS))
             unknown = set(self.reader_kwargs) - {"columns"}
             if unknown:
                 raise ValueError(f"reader_kwargs {sorted(unknown)} do not apply to conll files (only: columns)")
-            raw = DatasetDict({split: _concat([read_conll(f, columns) for f in files]) for split, files in self.data_files.items()})
+            raw = DatasetDict({split: _concat([read_conll(f, columns, self.encoding) for f in files])
+                               for split, files in self.data_files.items()})
         elif self.path in FILE_FORMATS:
-            builder, defaults = FILE_FORMATS[self.path]
-            raw = load_dataset(builder, data_files=self.data_files, cache_dir=self.cache_dir, **{**defaults, **self.reader_kwargs})
+            raw = DatasetDict({split: self._read(split, files) for split, files in self.data_files.items()})
         else:  # a hub data set
             raw = load_dataset(self.path, self.name, data_files=self.data_files or None, cache_dir=self.cache_dir, **self.reader_kwargs)
-        return _rename_splits(raw, self.split_names, source=self)
+        raw = _rename_splits(raw, self.split_names, source=self)
+        for split, ds in raw.items():
+            if self.is_local and len(ds) == 0:
+                raise ValueError(f"data_files.{split}: {self.data_files.get(split)} holds no rows (a header only?)")
+        return raw
+
+    def _read(self, split: str, files: list[str]):
+        """One split's local files with the datasets builder; its errors name the split and files."""
+        builder, defaults = FILE_FORMATS[self.path]
+        kwargs = {**defaults, **({"encoding": self.encoding} if self.path != "parquet" else {}), **self.reader_kwargs}
+        try:
+            return load_dataset(builder, data_files={split: files}, cache_dir=self.cache_dir, **kwargs)[split]
+        except Exception as e:  # datasets wraps the reader's error in DatasetGenerationError: show the cause
+            cause = e.__cause__ or e
+            text = " ".join(str(cause).split())[:300]
+            raise ValueError(
+                f"data_files.{split}: could not read {', '.join(files)} as {self.path} ({type(cause).__name__}: {text}); "
+                "check the format (data.source.path), its options (data.source.reader_kwargs) and the file"
+            ) from None
 
     def __repr__(self) -> str:
         return f"HFSource(path={self.path!r}, name={self.name!r}, data_files={self.data_files})"
+
+
+def _data_lines(path: str, encoding: str) -> int:
+    """Non-empty lines after the header (at most 1 counted: enough to tell an empty table)."""
+    with open(path, encoding=encoding) as f:
+        next(f, None)
+        return next((1 for line in f if line.strip()), 0)
 
 
 def _normalise_files(data_files) -> dict[str, list[str]]:

@@ -24,7 +24,7 @@ from seqlab.data.base import (
 from seqlab.data.collate import IGNORE_INDEX, PadCollator, pad_sequences
 from seqlab.data.tokenizers import FitWordTokenizer, tokenizer_from_state
 from seqlab.data.vocab import LabelVocab
-from seqlab.metrics.spans import check_tags, iob1_to_iob2
+from seqlab.metrics.spans import check_tags, close_tags, iob1_to_iob2
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +188,8 @@ class TokenClassificationDataModule(SeqDataModule):
                 self.label_vocab = LabelVocab(names)
             else:
                 tags = [t for row in column(train, hp.tags_column) for t in _read_tags(row, names, hp.tag_scheme == "IOB1")]
-                self.label_vocab = LabelVocab.from_values(tags)
+                check_tags(tags, self.model_tag_scheme, key="data.tag_scheme")
+                self.label_vocab = LabelVocab(close_tags(tags, self.model_tag_scheme))
             check_tags(self.label_vocab.labels, self.model_tag_scheme, key="data.tag_scheme")
         if hp.use_chars and self.char_vocab is None:
             self.char_vocab = build_char_vocab(words)
@@ -222,7 +223,9 @@ class TokenClassificationDataModule(SeqDataModule):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.tokenizer = tokenizer_from_state(state["tokenizer"])
-        self.label_vocab = LabelVocab(state["labels"])
+        if "labels" not in state:
+            raise ValueError("the checkpoint (ckpt_path) has no label vocabulary: it belongs to another task")
+        self.label_vocab = LabelVocab(state["labels"], origin="the checkpoint's labels (ckpt_path)")
         self.char_vocab = state.get("chars")
 
     def predictions(self, outputs) -> list[dict[str, Any]]:

@@ -13,10 +13,11 @@ class LabelVocab:
     could never predict it (see `encode`).
     """
 
-    def __init__(self, labels: Sequence[Any]):
+    def __init__(self, labels: Sequence[Any], origin: str = "the training split"):
         if len(set(labels)) != len(labels):
             raise ValueError(f"duplicate labels in {list(labels)}")
         self.labels = list(labels)
+        self.origin = origin  # where the labels came from, for the error on a label outside them
         self._index = {label: i for i, label in enumerate(self.labels)}
 
     @classmethod
@@ -26,16 +27,17 @@ class LabelVocab:
             return cls(list(names))
         seen = set(values)
         if None in seen:
-            raise ValueError("missing (null) labels in the training split")
+            raise ValueError(f"training row {list(values).index(None)} has no label (null)")
         return cls(sorted(seen, key=lambda v: (str(type(v)), v)))
 
     def encode(self, value: Any, where: str = "") -> int:
         try:
             return self._index[value]
         except KeyError:
+            hint = "" if self.origin == "the training split" else " (does the checkpoint belong to another task or data set?)"
             raise ValueError(
-                f"{where}label {value!r} does not occur in the training split, whose labels are {self.labels[:20]}"
-                + (" ..." if len(self.labels) > 20 else "")
+                f"{where}label {value!r} does not occur in {self.origin}, whose labels are {self.labels[:20]}"
+                + (" ..." if len(self.labels) > 20 else "") + hint
             ) from None
 
     def decode(self, idx: int) -> Any:

@@ -40,6 +40,15 @@ def check_tags(tags: Sequence[str], scheme: str | None, key: str = "tag_scheme")
             )
 
 
+def close_tags(tags: Sequence[str], scheme: str | None) -> list[str]:
+    """`tags` plus every prefix of each entity type they hold (B-/I- for IOB2, B-/I-/E-/S- for IOBES), sorted:
+    a type seen in train only as ``B-LST`` can still be ``I-LST`` in test (a standard chunking benchmark is)."""
+    if scheme is None:
+        return sorted(set(tags))
+    types = {t[2:] for t in tags if t != "O"}
+    return sorted(set(tags) | {"O"} | {f"{p}-{t}" for t in types for p in PREFIXES[scheme]})
+
+
 def iob1_to_iob2(tags: Sequence[str]) -> list[str]:
     """IOB1 (``I-X`` opens an entity; ``B-X`` only between two adjacent X entities) -> IOB2 (every entity opens with ``B-``)."""
     out = []

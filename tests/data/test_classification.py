@@ -217,3 +217,19 @@ def test_very_long_texts_are_cut_at_the_default_cap_and_counted(tmp_path, caplog
         dm.setup("fit")
     assert len(dm.datasets["train"][0]["input_ids"]) == 512
     assert "split 'train': 1 of 21 rows were longer than data.max_seq_length=512 tokens" in caplog.text
+
+
+def test_null_label_and_foreign_checkpoint_labels_are_named(tmp_path):
+    rows = [{"text": "a b", "label": "x"}, {"text": "c d", "label": None}, {"text": "e", "label": "y"}]
+    files = {"train": write_jsonl(tmp_path / "t.jsonl", rows), "validation": write_jsonl(tmp_path / "v.jsonl", rows[:1])}
+    with pytest.raises(ValueError, match=r"split 'train' row 1, column 'label': no label \(null\)"):
+        TextClassificationDataModule(HFSource("jsonl", data_files=files)).setup("fit")
+    rows[1]["label"] = "x"
+    write_jsonl(tmp_path / "t.jsonl", rows)
+    dm = TextClassificationDataModule(HFSource("jsonl", data_files=files))
+    dm.load_state_dict({"tokenizer": FitWordTokenizer()(lambda: ["a b"]).state(), "labels": ["neg", "pos"]})
+    with pytest.raises(ValueError, match=r"label 'x' does not occur in the checkpoint's labels \(ckpt_path\), whose labels "
+                                         r"are \['neg', 'pos'\] \(does the checkpoint belong to another task"):
+        dm.setup("fit")
+    with pytest.raises(ValueError, match="has no label vocabulary: it belongs to another task"):
+        dm.load_state_dict({"tokenizer": FitWordTokenizer()(lambda: ["a b"]).state()})

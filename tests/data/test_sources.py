@@ -73,3 +73,27 @@ def test_hub_names_go_to_load_dataset(monkeypatch):
     ds = HFSource("nyu-mll/glue", name="sst2", reader_kwargs={"revision": "main"}).load()
     assert calls["path"] == "nyu-mll/glue" and calls["name"] == "sst2" and calls["revision"] == "main"
     assert sorted(ds) == ["train", "validation"]
+
+
+@pytest.mark.parametrize("fmt,content,message", [
+    ("csv", b"", r"data_files.train: .*train.csv is empty \(0 bytes\)"),
+    ("csv", b"text,label\n", r"data_files.train: .*train.csv holds no rows \(a header only\?\)"),
+    ("csv", "text,label\ncaf\u00e9 au lait,1\n".encode("latin-1"), r"train.csv:2: not valid utf-8 .*data.source.encoding"),
+    ("conll", "Jos\u00e9 B-PER\n".encode("latin-1"), r"train.conll:1: not valid utf-8 .*data.source.encoding \(e.g. latin-1\)"),
+    ("json", b'{"text": "a", "label": 1}\n{"text": broken\n', r"data_files.train: could not read .*train.json as json"),
+])
+def test_unreadable_files_are_named(fmt, content, message, tmp_path):
+    path = tmp_path / f"train.{fmt}"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=message):
+        HFSource(fmt, data_files={"train": str(path)}).load()
+
+
+def test_encoding_option_reads_latin1_files(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_bytes("text,label\ncaf\u00e9 au lait,1\n".encode("latin-1"))
+    ds = HFSource("csv", data_files={"train": str(path)}, encoding="latin-1").load()["train"]
+    assert ds[0]["text"] == "caf\u00e9 au lait"
+    conll = tmp_path / "train.conll"
+    conll.write_bytes("Jos\u00e9 B-PER\n".encode("latin-1"))
+    assert HFSource("conll", data_files={"train": str(conll)}, encoding="latin-1").load()["train"][0]["tokens"] == ["Jos\u00e9"]

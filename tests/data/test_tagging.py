@@ -33,11 +33,12 @@ def test_iob1_is_converted_and_padding_is_minus_100():
     dm = TokenClassificationDataModule(conll_source(), tag_scheme="IOB1", batch_size=8)
     dm.setup("fit")
     labels = dm.label_vocab.labels
-    assert labels == ["B-LOC", "B-MISC", "B-ORG", "B-PER", "I-ORG", "I-PER", "O"]  # IOB2 after conversion
+    # IOB2 after conversion, closed under the scheme: every type seen gets B- and I- (I-LOC, I-MISC never occur)
+    assert labels == ["B-LOC", "B-MISC", "B-ORG", "B-PER", "I-LOC", "I-MISC", "I-ORG", "I-PER", "O"]
     second = dm.datasets["train"][1]  # Jane visited Lima Quito and Oslo .
     assert [labels[i] for i in second["labels"]] == ["B-PER", "O", "B-LOC", "B-LOC", "O", "B-LOC", "O"]
     assert second["input_ids"] == dm.tokenizer.encode(["Jane", "visited", "Lima", "Quito", "and", "Oslo", "."])
-    assert dm.dims == {"vocab_size": dm.tokenizer.vocab_size, "pad_token_id": 0, "num_labels": 7,
+    assert dm.dims == {"vocab_size": dm.tokenizer.vocab_size, "pad_token_id": 0, "num_labels": 9,
                        "labels": labels, "tag_scheme": "IOB2"}
     batch = next(iter(dm.val_dataloader()))
     lengths = batch["lengths"]
@@ -56,7 +57,7 @@ def test_tag_unseen_in_train_names_split_and_tag(tmp_path):
 
 
 def test_wrong_scheme_and_empty_sentences_fail_clearly():
-    with pytest.raises(ValueError, match=r"data.tag_scheme=IOB2: tag '\.' is neither 'O' nor B\|I-TYPE"):
+    with pytest.raises(ValueError, match=r"data.tag_scheme=IOB2: tag 'NNP' is neither 'O' nor B\|I-TYPE"):
         TokenClassificationDataModule(conll_source(), tags_column="pos").setup("fit")
     pos = TokenClassificationDataModule(conll_source(), tags_column="pos", tag_scheme=None)
     pos.setup("fit")
@@ -109,3 +110,19 @@ def test_state_round_trip_restores_vocabularies():
     assert other.label_vocab.labels == dm.label_vocab.labels and other.char_vocab == dm.char_vocab
     assert other.datasets["train"][:]["input_ids"] == dm.datasets["train"][:]["input_ids"]
     assert torch.equal(next(iter(other.val_dataloader()))["char_ids"], next(iter(dm.val_dataloader()))["char_ids"])
+
+
+def test_tag_vocabulary_is_closed_under_the_scheme(tmp_path):
+    """Train has only B-LST, test has I-LST (a standard chunking benchmark does): no error, I-LST is a known tag."""
+    (tmp_path / "train.conll").write_text("a B-LST\nb O\n\nc B-NP\nd I-NP\n\n")
+    (tmp_path / "test.conll").write_text("a B-LST\nb I-LST\n\n")
+    files = {"train": str(tmp_path / "train.conll"), "validation": str(tmp_path / "train.conll"),
+             "test": str(tmp_path / "test.conll")}
+    dm = TokenClassificationDataModule(HFSource("conll", data_files=files), tag_scheme="IOB2")
+    dm.setup("fit")
+    assert dm.label_vocab.labels == ["B-LST", "B-NP", "I-LST", "I-NP", "O"]
+    assert [dm.label_vocab.labels[i] for i in dm.datasets["test"][0]["labels"]] == ["B-LST", "I-LST"]
+    iobes = TokenClassificationDataModule(MemorySource(DatasetDict({s: Dataset.from_dict(
+        {"tokens": [["a", "b"]], "tags": [["S-X", "O"]]}) for s in ("train", "validation")})), tag_scheme="IOBES")
+    iobes.setup("fit")
+    assert iobes.label_vocab.labels == ["B-X", "E-X", "I-X", "O", "S-X"]

@@ -29,6 +29,13 @@ class EncoderOutput:
     pooler_output: Tensor | None = None  # (B, H): a pretrained sentence vector (BERT's pooler), when the encoder has one
 
 
+def require_positive(prefix: str, **sizes: int) -> None:
+    """Sizes that cannot work fail when the module is built, naming the config key, not in the first forward pass."""
+    for name, value in sizes.items():
+        if value is None or value < 1:
+            raise ValueError(f"{prefix}.{name}={value}: must be >= 1")
+
+
 class Encoder(nn.Module):
     """Base class of seqlab encoders: the contract's attributes with their usual values; subclasses set
     ``output_dim`` in ``__init__`` and override the rest where they differ."""

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from seqlab.models.encoders.base import Encoder, EncoderOutput
+from seqlab.models.encoders.base import Encoder, EncoderOutput, require_positive
 
 
 class CNNEncoder(Encoder):
@@ -28,6 +28,7 @@ class CNNEncoder(Encoder):
         dropout: float = 0.0,
     ):
         super().__init__()
+        require_positive("model.encoder", embed_dim=embed_dim, hidden_size=hidden_size)
         if not kernel_sizes or any(k < 1 for k in kernel_sizes):
             raise ValueError(f"model.encoder.kernel_sizes={list(kernel_sizes)}: give one or more widths >= 1")
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_token_id)

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from seqlab.models.encoders.base import Encoder, EncoderOutput
+from seqlab.models.encoders.base import Encoder, EncoderOutput, require_positive
 
 # The three cells share one constructor signature, so `cell` picks the class (no registry needed).
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
@@ -36,6 +36,7 @@ class RNNEncoder(Encoder):
         char_encoder: nn.Module | None = None,
     ):
         super().__init__()
+        require_positive("model.encoder", embed_dim=embed_dim, hidden_size=hidden_size, num_layers=num_layers)
         if cell not in CELLS:
             raise ValueError(f"model.encoder.cell={cell!r}: choose one of {sorted(CELLS)}")
         if dropout and num_layers == 1:
