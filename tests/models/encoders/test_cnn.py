@@ -28,3 +28,16 @@ def test_each_row_equals_the_sequence_alone_and_padding_never_leaks(kernel_sizes
 def test_bad_kernel_sizes():
     with pytest.raises(ValueError, match=r"model.encoder.kernel_sizes=\[\]"):
         CNNEncoder(vocab_size=5, kernel_sizes=())
+
+
+def test_sizes_that_cannot_work_fail_at_construction_naming_the_key():
+    from seqlab.data.classification import TextClassificationDataModule
+    from seqlab.data.synthetic import NegationSentimentSource
+    from seqlab.models.encoders.rnn import RNNEncoder
+
+    with pytest.raises(ValueError, match=r"model.encoder.hidden_size=0: must be >= 1"):
+        CNNEncoder(10, hidden_size=0)
+    with pytest.raises(ValueError, match=r"model.encoder.num_layers=0: must be >= 1"):
+        RNNEncoder(10, num_layers=0)
+    with pytest.raises(ValueError, match=r"data.batch_size=0: must be >= 1"):
+        TextClassificationDataModule(NegationSentimentSource(), batch_size=0)
