@@ -69,17 +69,30 @@ def _train(argv: list[str]) -> None:
 
     if not CONF_DIR.is_dir():
         sys.exit(f"seqlab: config directory not found at {CONF_DIR}; install seqlab from its repository (pip install -e .)")
+    try:
+        argv = resume_overrides(argv)
+    except UsageError as e:
+        sys.exit(f"seqlab: error: {e}")
 
     @hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
     def train_app(cfg: DictConfig) -> float | None:
         import logging
+        import shlex
 
-        from seqlab.train import run
+        from hydra.core.hydra_config import HydraConfig
+
+        from seqlab.train import Interrupted, run
 
         # `import lightning` adds its own console handler; Hydra's logging config already prints to the console.
         logging.getLogger("lightning").handlers.clear()
         try:
             summary = run(cfg)
+        except Interrupted as e:  # exits 143 / 130, with the command that continues the run
+            if e.is_global_zero:
+                run_dir = shlex.quote(str(Path(HydraConfig.get().runtime.output_dir).resolve()))
+                print(f"seqlab: interrupted ({e.signal_name}) at epoch {e.epoch}, step {e.step}; resume with: "
+                      f"python -m seqlab train resume={run_dir}", file=sys.stderr)
+            raise
         except Exception as e:
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
@@ -94,6 +107,61 @@ def _train(argv: list[str]) -> None:
 
     sys.argv = ["seqlab train", *argv]
     train_app()
+
+
+RESUME_KEYS = ("hydra.run.dir", "ckpt_path")  # what `resume=` sets: not taken from the run, nor from the command line
+
+
+def resume_overrides(argv: list[str]) -> list[str]:
+    """`argv` with ``resume=<run_dir>`` replaced by that run's overrides (``.hydra/overrides.yaml``), then
+    ``hydra.run.dir=<run_dir> ckpt_path=<run_dir>/checkpoints/last.ckpt``, then the other arguments (e.g.
+    ``trainer.max_epochs=10`` to train longer). Without ``resume=``: `argv` unchanged.
+
+    The run continues in its own folder: ModelCheckpoint keeps its best checkpoint and score, the CSV logger
+    its metrics.csv, and `ReseedEachEpoch` makes the following epochs equal to an uninterrupted run's. Work
+    after ``last.ckpt`` (written after every validation by ``callbacks.last_checkpoint``) is done again: the
+    partial epoch a kill interrupted.
+    Hydra's own overrides of the run (``hydra.*``) are not repeated. `resume` is no config key: it is consumed
+    here, before Hydra parses, so a DDP worker (relaunched with this process's argv) sees the expanded list.
+    """
+    resumes = [a for a in argv if a.startswith("resume=")]
+    if not resumes:
+        return argv
+    if len(resumes) > 1:
+        raise UsageError("resume= is given more than once")
+    if any(a in ("-m", "--multirun") for a in argv):
+        raise UsageError("resume= continues one run; it cannot be swept (-m): resume each run folder on its own")
+    rest = [a for a in argv if a not in resumes]
+    for arg in rest:
+        if _override_key(arg) in RESUME_KEYS:
+            raise UsageError(f"{arg!r}: resume= sets {' and '.join(RESUME_KEYS)} itself (the run's folder and last.ckpt)")
+    run_dir = Path(resumes[0].partition("=")[2]).expanduser().resolve()
+    overrides = run_dir / ".hydra" / "overrides.yaml"
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if not overrides.is_file():
+        raise UsageError(f"resume={run_dir}: no .hydra/overrides.yaml there; resume= takes the folder of a seqlab train run")
+    if not last.is_file():
+        raise UsageError(f"resume={run_dir}: no checkpoints/last.ckpt there (did the run reach the end of its first "
+                         "epoch? was callbacks.model_checkpoint.save_last turned off?)")
+    import yaml
+
+    original = yaml.safe_load(overrides.read_text()) or []
+    kept = [o for o in original if _override_key(o) not in (*RESUME_KEYS, "resume")]
+    return [*kept, f"hydra.run.dir={_hydra_quote(str(run_dir))}", f"ckpt_path={_hydra_quote(str(last))}", *rest]
+
+
+def _override_key(arg: str) -> str:
+    """``+a.b=1`` / ``++a.b=1`` / ``~a.b`` -> ``a.b``."""
+    return arg.lstrip("+~").partition("=")[0]
+
+
+def _hydra_quote(value: str) -> str:
+    """`value` as one Hydra override value: quoted unless it has only characters that need no quoting."""
+    import re
+
+    if re.fullmatch(r"[\w./-]+", value):
+        return value
+    return "'" + value.replace("'", "\\'") + "'"
 
 
 def user_message(e: BaseException) -> str:

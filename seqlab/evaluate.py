@@ -58,6 +58,7 @@ def build_config(ckpt_path: str, split: str, output_dir: Path, overrides: dict[s
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="train", overrides=[
             "callbacks=none", f"paths.output_dir={output_dir}", "train=false", f"ckpt_path={ckpt_path}",
+            "logger.csv.resume_from=null",  # an evaluation starts its own metrics, never continues a run's
             f"validate={split == 'validation'}", f"test={split == 'test'}",
             *(f"{k}={v}" for k, v in overrides.items() if k.startswith("trainer.")),
         ])

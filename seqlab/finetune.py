@@ -395,6 +395,7 @@ FLAGS: tuple[Flag, ...] = (
     Flag("load_best_model_at_end", "eval_ckpt", lambda a: "best" if a.load_best_model_at_end else "last"),
     Flag("early_stopping_patience", "callbacks.early_stopping", _early_stopping),
     Flag("save_strategy", "callbacks.model_checkpoint", _ckpt_on("node")),
+    Flag("save_strategy", "callbacks.last_checkpoint", _ckpt_on("node")),
     Flag("save_strategy", "trainer.enable_checkpointing", _ckpt_on("enable")),
     Flag("save_strategy", "callbacks.model_checkpoint.every_n_epochs", _ckpt_on("epochs")),
     Flag("save_strategy", "callbacks.model_checkpoint.every_n_train_steps", _ckpt_on("steps")),

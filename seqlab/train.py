@@ -49,7 +49,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
 
     train_metrics: dict[str, float] = {}
     if cfg.get("train", True):
-        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        try:
+            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        except SystemExit as e:
+            interrupted = Interrupted.from_exit(e, trainer)
+            if interrupted is None:
+                raise
+            raise interrupted from e
         # read now: validate / test reset the trainer's metrics
         train_metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/") and v.numel() == 1}
         train_metrics.update(epoch=trainer.current_epoch, global_step=trainer.global_step)
@@ -65,6 +71,28 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         if cfg.get("train", True):
             draw_run_curves(Path(summary["output_dir"]))
     return summary
+
+
+class Interrupted(SystemExit):
+    """Fitting stopped by SIGTERM or SIGINT: exit status 128 + the signal number (143, 130), not Lightning's 0
+    (its `SIGTERMException` is a SystemExit without a code) or 1 (Ctrl+C), so that a scheduler sees the failure.
+    Raised before any test or summary. `epoch` / `step` say where training stopped."""
+
+    def __init__(self, signal_name: str, code: int, trainer: L.Trainer):
+        super().__init__(code)
+        self.signal_name, self.epoch, self.step = signal_name, trainer.current_epoch, trainer.global_step
+        self.is_global_zero = trainer.is_global_zero
+
+    @classmethod
+    def from_exit(cls, e: SystemExit, trainer: L.Trainer) -> Interrupted | None:
+        """`e` as an `Interrupted` when Lightning raised it for a signal; None for any other exit."""
+        from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+        if isinstance(e, SIGTERMException):
+            return cls("SIGTERM", 143, trainer)
+        if isinstance(e.__context__, KeyboardInterrupt):  # Lightning's handler calls sys.exit(1)
+            return cls("SIGINT", 130, trainer)
+        return None
 
 
 def json_safe(value: Any) -> Any:
