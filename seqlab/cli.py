@@ -72,7 +72,8 @@ def _train(argv: list[str]) -> None:
     try:
         argv = resume_overrides(argv)
     except UsageError as e:
-        sys.exit(f"seqlab: error: {e}")
+        print(f"seqlab: error: {e}", file=sys.stderr)
+        sys.exit(2)
 
     @hydra.main(config_path=str(CONF_DIR), config_name="train", version_base="1.3")
     def train_app(cfg: DictConfig) -> float | None:
@@ -98,11 +99,15 @@ def _train(argv: list[str]) -> None:
                 raise
             import traceback
 
-            from hydra.core.hydra_config import HydraConfig
-
-            trace = Path(HydraConfig.get().runtime.output_dir) / "error.log"
+            message = f"seqlab: error: {user_message(e)}"
+            output_dir = Path(HydraConfig.get().runtime.output_dir)
+            trace = output_dir / "error.log"
             trace.write_text(traceback.format_exc())
-            sys.exit(f"seqlab: error: {user_message(e)}\n(the full trace: {trace}; or run with HYDRA_FULL_ERROR=1)")
+            with open(output_dir / f"{HydraConfig.get().job.name}.log", "a", encoding="utf-8") as run_log:
+                run_log.write(message + "\n")  # the run's own log records why it stopped
+            print(f"{message}\n(the full trace: {trace}; or run with HYDRA_FULL_ERROR=1)", file=sys.stderr)
+            # 2: the input (config, data, checkpoint) is at fault, as for a usage error; 1: anything else
+            sys.exit(2 if isinstance(e, ValueError | FileNotFoundError) else 1)
         return summary["best_score"]  # what a sweeper (Optuna) optimises
 
     sys.argv = ["seqlab train", *argv]

@@ -32,6 +32,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     log.info("data: %s", cfg.data._target_)
     datamodule: L.LightningDataModule = instantiate(cfg.data)
     if cfg.get("ckpt_path"):  # resuming: encode with the checkpoint's vocabularies, not freshly fitted ones
+        check_checkpoint_task(cfg.ckpt_path, cfg.model._target_)
         datamodule.load_state_dict(data_state(cfg.ckpt_path))
     datamodule.setup("fit")
 
@@ -178,6 +179,14 @@ def write_predictions(trainer: L.Trainer, model: L.LightningModule, datamodule, 
             f.write(json.dumps(row) + "\n")
     log.info("predictions written to %s", path)
     return str(path)
+
+
+def check_checkpoint_task(ckpt_path: str, target: str) -> None:
+    """A checkpoint of another task (a tagger's for a classifier) is named as such, before its vocabularies are used."""
+    saved = (read_checkpoint(ckpt_path).get("hyper_parameters") or {}).get("_target_")
+    if saved and saved != target:
+        raise ValueError(f"ckpt_path={ckpt_path} holds a {saved.rsplit('.', 1)[-1]}, but this run builds a "
+                         f"{target.rsplit('.', 1)[-1]}: the checkpoint belongs to another task")
 
 
 def check_monitor(monitor: str | None, model: L.LightningModule) -> None:

@@ -125,9 +125,11 @@ def test_a_failing_run_prints_one_error_line_and_keeps_the_trace(tmp_path):
     env.pop("HYDRA_FULL_ERROR", None)
     proc = subprocess.run([sys.executable, "-m", "seqlab", "train", "+experiment=lstm", "data.label_column=stars",
                            f"hydra.run.dir={tmp_path / 'r'}"], cwd=tmp_path, env=env, capture_output=True, text=True)
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # the input is at fault
     assert "Traceback" not in proc.stderr + proc.stdout
     errors = [line for line in proc.stderr.splitlines() if line.startswith("seqlab: error:")]
-    assert errors == ["seqlab: error: data.label_column='stars': no such column in split 'train'; available columns: "
-                      "['text', 'label']"]
+    message = "seqlab: error: data.label_column='stars': no such column in split 'train'; available columns: ['text', 'label']"
+    assert errors == [message]
     assert "Traceback" in (tmp_path / "r" / "error.log").read_text()
+    assert (tmp_path / "r" / "train.log").read_text().splitlines()[-1] == message  # the run's log says why it stopped
+    assert not (tmp_path / "r" / "csv").exists() and not (tmp_path / "r" / "checkpoints").exists()  # nothing half-written

@@ -171,3 +171,9 @@ def test_bad_input_is_one_clear_line(args, message, lstm_run, tmp_path, capsys):
 def test_train_false_without_ckpt_path_is_refused(tmp_path):
     with pytest.raises(ValueError, match="train=false without ckpt_path would evaluate untrained weights"):
         run(compose_cfg("+experiment=lstm", "train=false", *QUICK, output_dir=tmp_path))
+
+
+def test_a_checkpoint_of_another_task_is_named_as_such(tagger_run, tmp_path):
+    with pytest.raises(ValueError, match=r"holds a SequenceTaggingTask, but this run builds a TextClassificationTask: "
+                                         r"the checkpoint belongs to another task"):
+        run(compose_cfg("+experiment=lstm", f"ckpt_path={tagger_run['best_model_path']}", *QUICK, output_dir=tmp_path))

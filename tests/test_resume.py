@@ -123,7 +123,7 @@ def test_resume_from_a_folder_that_is_not_a_resumable_run_is_one_error_line(make
     make(run_dir)
     proc = subprocess.run([sys.executable, "-m", "seqlab", "train", f"resume={run_dir}"], cwd=tmp_path, env=ENV,
                           capture_output=True, text=True)
-    assert proc.returncode == 1
+    assert proc.returncode == 2  # a usage error
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"seqlab: error: resume={run_dir}: {message}"), proc.stderr
 
