@@ -164,6 +164,7 @@ class TokenClassificationDataModule(SeqDataModule):
         self.tokenizer = None  # built in setup(), or restored from a checkpoint (load_state_dict)
         self.label_vocab: LabelVocab | None = None
         self.char_vocab: list[str] | None = None
+        self.num_predictable: int | None = None  # tags of train; the vocabulary may go on with gold-only tags
         self.datasets: DatasetDict | None = None
 
     # ---- Lightning hooks ---------------------------------------------------------------------------
@@ -191,6 +192,9 @@ class TokenClassificationDataModule(SeqDataModule):
                 check_tags(tags, self.model_tag_scheme, key="data.tag_scheme")
                 self.label_vocab = LabelVocab(close_tags(tags, self.model_tag_scheme))
             check_tags(self.label_vocab.labels, self.model_tag_scheme, key="data.tag_scheme")
+            self.num_predictable = len(self.label_vocab)
+            if self.model_tag_scheme is not None and names is None:
+                self._add_gold_only_tags(raw)
         if hp.use_chars and self.char_vocab is None:
             self.char_vocab = build_char_vocab(words)
         self.datasets = DatasetDict({split: self._encode(ds, split) for split, ds in raw.items()})
@@ -199,6 +203,30 @@ class TokenClassificationDataModule(SeqDataModule):
             ", ".join(f"{k} {len(v)}" for k, v in self.datasets.items()), self.tokenizer.vocab_size,
             len(self.label_vocab), self.label_vocab.labels,
             f" | {len(self.char_vocab)} chars" if self.char_vocab is not None else "",
+        )
+
+    def _add_gold_only_tags(self, raw: DatasetDict) -> None:
+        """Entity types that validation / test have and train never saw: their tags join the vocabulary after the
+        ones the model predicts (``num_labels`` counts those only). They are never predicted, and their gold spans
+        count as misses in span F1, as conlleval scores them: evaluation goes on, with a warning."""
+        hp, known = self.hparams, set(self.label_vocab.labels)
+        new: dict[str, int] = {}
+        for split, ds in raw.items():
+            if split == "train":
+                continue
+            names = _tag_names(ds.features[hp.tags_column])
+            for row in column(ds, hp.tags_column):
+                for tag in _read_tags(row, names, hp.tag_scheme == "IOB1"):
+                    if tag not in known:
+                        new[tag] = new.get(tag, 0) + 1
+        if not new:
+            return
+        check_tags(list(new), self.model_tag_scheme, key="data.tag_scheme")
+        extra = [t for t in close_tags(list(new), self.model_tag_scheme) if t not in known]
+        self.label_vocab = LabelVocab(self.label_vocab.labels + extra)
+        log.warning(
+            "validation/test hold %d tags of entity types train never saw (%s): they are never predicted and their "
+            "spans count as misses", sum(new.values()), ", ".join(f"{t} x{n}" for t, n in sorted(new.items())),
         )
 
     def _encode(self, ds: Dataset, split: str) -> Dataset:
@@ -219,13 +247,14 @@ class TokenClassificationDataModule(SeqDataModule):
     def state_dict(self) -> dict[str, Any]:
         """Saved in every checkpoint: what a checkpoint needs to encode new sentences and name its tags."""
         return {"tokenizer": self.tokenizer.state(), "labels": self.label_vocab.labels, "chars": self.char_vocab,
-                "hparams": dict(self.hparams)}
+                "num_predictable": self.num_predictable, "hparams": dict(self.hparams)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.tokenizer = tokenizer_from_state(state["tokenizer"])
         if "labels" not in state:
             raise ValueError("the checkpoint (ckpt_path) has no label vocabulary: it belongs to another task")
         self.label_vocab = LabelVocab(state["labels"], origin="the checkpoint's labels (ckpt_path)")
+        self.num_predictable = state.get("num_predictable", len(self.label_vocab))
         self.char_vocab = state.get("chars")
 
     def predictions(self, outputs) -> list[dict[str, Any]]:
@@ -250,8 +279,8 @@ class TokenClassificationDataModule(SeqDataModule):
         dims = {
             "vocab_size": self.tokenizer.vocab_size,
             "pad_token_id": self.tokenizer.pad_token_id,
-            "num_labels": len(self.label_vocab),
-            "labels": list(self.label_vocab.labels),
+            "num_labels": self.num_predictable,  # the tags the model predicts: those of train (closed)
+            "labels": list(self.label_vocab.labels),  # then the gold-only ones of validation / test, if any
             "tag_scheme": self.model_tag_scheme,
         }
         if self.hparams.use_chars:

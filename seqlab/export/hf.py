@@ -69,6 +69,8 @@ def save_pretrained(task: nn.Module, datamodule: Any, directory: str | Path, mod
     directory.mkdir(parents=True, exist_ok=True)
     cfg = OmegaConf.to_container(model_cfg, resolve=True) if isinstance(model_cfg, DictConfig) else copy.deepcopy(model_cfg)
     labels = [str(x) for x in datamodule.label_vocab.labels] if hasattr(datamodule, "label_vocab") else None
+    if labels is not None:
+        labels = labels[: task.head.out_features]  # the predicted ones (a tagger's gold-only tags are not outputs)
     encoder_model = getattr(task.encoder, "model", None)
     is_hf = encoder_model is not None and hasattr(encoder_model, "save_pretrained")
     hf_class = None

@@ -38,8 +38,10 @@ class SequenceTaggingTask(SelfRebuilding, LightningModule):
     """Args:
     encoder: any `seqlab.models.encoders.base.Encoder`; it gets the batch entries it declares in ``extra_inputs``
         (``char_ids`` for an `RNNEncoder` with a ``char_encoder``, ``token_type_ids`` for HF encoders).
-    num_labels, labels, tag_scheme: from the data (``???`` in config): the tag names of the ids, and the scheme
-        they are in (IOB2 for converted IOB1 data; null for tags without spans such as POS).
+    num_labels, labels, tag_scheme: from the data (``???`` in config): how many tags the model predicts, the tag
+        names of the ids, and the scheme they are in (IOB2 for converted IOB1 data; null for tags without spans such
+        as POS). Names past ``num_labels`` are gold-only: entity types of validation / test that train never had;
+        they are never predicted, not trained on, and their gold spans count as misses.
     optimizer / scheduler: partials from config, finished in `configure_optimizers`.
     use_crf: decode with a linear-chain CRF (trained on its NLL) instead of an independent softmax per token.
     dropout: on the encoder output, before the tag scores.
@@ -65,7 +67,7 @@ class SequenceTaggingTask(SelfRebuilding, LightningModule):
         scheduler_monitor: str | None = "val/loss",
     ):
         super().__init__()
-        if len(labels) != num_labels:
+        if len(labels) < num_labels:
             raise ValueError(f"model.labels has {len(labels)} tags but model.num_labels={num_labels}")
         # Only plain values go into hparams; seqlab.train then stores the whole model config (seqlab.checkpoint).
         self.save_hyperparameters(logger=False, ignore=["encoder", "optimizer", "scheduler"])
@@ -101,7 +103,12 @@ class SequenceTaggingTask(SelfRebuilding, LightningModule):
         return labels.masked_fill(~word_mask, IGNORE_INDEX)
 
     def loss(self, scores: Tensor, labels: Tensor, mask: Tensor) -> Tensor:
-        """Cross-entropy over words whose label is not -100, or the CRF's mean NLL over real words."""
+        """Cross-entropy over words whose label is not -100, or the CRF's mean NLL over real words. Gold-only tags
+        (ids >= num_labels) are left out of the cross-entropy and read as ``O`` by the CRF."""
+        gold_only = labels >= self.hparams.num_labels
+        if bool(gold_only.any()):
+            fill = self.hparams.labels.index("O") if self.crf is not None and "O" in self.hparams.labels else IGNORE_INDEX
+            labels = labels.masked_fill(gold_only, fill)
         if self.crf is None:
             return F.cross_entropy(scores.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
         mask = mask.bool()  # (B, W)

@@ -49,10 +49,11 @@ def test_iob1_is_converted_and_padding_is_minus_100():
 
 
 def test_tag_unseen_in_train_names_split_and_tag(tmp_path):
+    """Tags without spans (POS): a tag train never saw has no meaning to score, and is an error naming the row."""
     dev = tmp_path / "dev.conll"
-    dev.write_text("Mars NNP I-NP I-PLANET\n\n")
-    dm = TokenClassificationDataModule(conll_source(validation=dev), tag_scheme="IOB1")
-    with pytest.raises(ValueError, match=r"split 'validation' row 0, column 'tags': label 'B-PLANET'"):
+    dev.write_text("Mars XYZ I-NP O\n\n")
+    dm = TokenClassificationDataModule(conll_source(validation=dev), tags_column="pos", tag_scheme=None)
+    with pytest.raises(ValueError, match=r"split 'validation' row 0, column 'pos': label 'XYZ'"):
         dm.setup("fit")
 
 
@@ -126,3 +127,26 @@ def test_tag_vocabulary_is_closed_under_the_scheme(tmp_path):
         {"tokens": [["a", "b"]], "tags": [["S-X", "O"]]}) for s in ("train", "validation")})), tag_scheme="IOBES")
     iobes.setup("fit")
     assert iobes.label_vocab.labels == ["B-X", "E-X", "I-X", "O", "S-X"]
+
+
+def test_entity_types_train_never_saw_are_gold_only(tmp_path, caplog):
+    """A type only in test does not stop evaluation: its tags follow the predicted ones, and its spans are misses."""
+    import torch
+
+    from seqlab.metrics.spans import SpanF1
+
+    (tmp_path / "train.conll").write_text("a B-PER\nb O\n\n")
+    (tmp_path / "test.conll").write_text("a B-PER\nb B-LST\nc I-LST\n\n")
+    files = {"train": str(tmp_path / "train.conll"), "validation": str(tmp_path / "train.conll"),
+             "test": str(tmp_path / "test.conll")}
+    dm = TokenClassificationDataModule(HFSource("conll", data_files=files), tag_scheme="IOB2")
+    with caplog.at_level("WARNING"):
+        dm.setup("fit")
+    assert "2 tags of entity types train never saw (B-LST x1, I-LST x1)" in caplog.text
+    assert dm.dims["num_labels"] == 3 and dm.dims["labels"] == ["B-PER", "I-PER", "O", "B-LST", "I-LST"]
+    gold = torch.tensor([dm.datasets["test"][0]["labels"]])
+    perfect_on_known = torch.tensor([[0, 2, 2]])  # B-PER O O: the LST span cannot be predicted
+    metric = SpanF1(dm.dims["labels"], "IOB2")
+    metric.update(perfect_on_known, gold)
+    out = metric.compute()
+    assert out["precision"] == 1.0 and out["recall"] == 0.5  # 1 of 2 gold spans found: the unseen one is a miss

@@ -79,8 +79,8 @@ def test_loss_ignores_padded_labels(use_crf):
 
 
 def test_wrong_combinations_fail_clearly():
-    with pytest.raises(ValueError, match="model.labels has 5 tags but model.num_labels=3"):
-        SequenceTaggingTask(RNNEncoder(20), num_labels=3, labels=LABELS, optimizer=torch.optim.Adam)
+    with pytest.raises(ValueError, match="model.labels has 5 tags but model.num_labels=7"):
+        SequenceTaggingTask(RNNEncoder(20), num_labels=7, labels=LABELS, optimizer=torch.optim.Adam)
     batch = tiny_batch(chars=True)
     with pytest.raises(ValueError, match="reads no characters"):
         make_task(False).word_scores(batch)
@@ -152,3 +152,23 @@ def test_subword_scores_are_read_per_word():
     full = task(batch["input_ids"], batch["attention_mask"])
     torch.testing.assert_close(scores[0], full[0, [0, 2, 3]])
     assert task.predict_step(batch, 0).shape == (1, 3)
+
+
+@pytest.mark.parametrize("use_crf", [False, True])
+def test_gold_only_tags_are_never_predicted_nor_trained_on(use_crf):
+    """labels past num_labels (entity types only evaluation data has) are left out of the loss and of decoding."""
+    torch.manual_seed(0)
+    task = SequenceTaggingTask(RNNEncoder(20, embed_dim=8, hidden_size=8), num_labels=len(LABELS),
+                               labels=[*LABELS, "B-LST", "I-LST"], optimizer=torch.optim.Adam, use_crf=use_crf).eval()
+    batch = tiny_batch()
+    scores, mask = task.word_scores(batch)
+    assert scores.size(-1) == len(LABELS)  # the head has no output for them
+    labels = batch["labels"].clone()
+    labels[0, 1] = 5  # B-LST: gold only
+    loss = task.loss(scores, labels, mask)
+    if use_crf:  # the CRF needs a tag at every word: the gold-only one is read as O
+        as_o = labels.masked_fill(labels == 5, LABELS.index("O"))
+        assert torch.equal(loss, task.loss(scores, as_o, mask))
+    else:  # the word is left out: the mean over the other words
+        keep = (labels != -100) & (labels < len(LABELS))
+        assert torch.allclose(loss, torch.nn.functional.cross_entropy(scores[keep], labels[keep]))
