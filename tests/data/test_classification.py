@@ -233,3 +233,15 @@ def test_null_label_and_foreign_checkpoint_labels_are_named(tmp_path):
         dm.setup("fit")
     with pytest.raises(ValueError, match="has no label vocabulary: it belongs to another task"):
         dm.load_state_dict({"tokenizer": FitWordTokenizer()(lambda: ["a b"]).state()})
+
+
+def test_files_that_disagree_name_the_split_and_row(tmp_path):
+    """A column missing from validation's file, and a text label in validation where train's labels are ints."""
+    train = write_jsonl(tmp_path / "t.jsonl", [{"text": "a b", "label": i % 2} for i in range(10)])
+    no_label = write_jsonl(tmp_path / "v.jsonl", [{"text": "a b"}])
+    with pytest.raises(ValueError, match=r"data.label_column='label': no such column in split 'validation'"):
+        TextClassificationDataModule(HFSource("jsonl", data_files={"train": train, "validation": no_label})).setup("fit")
+    text_label = write_jsonl(tmp_path / "v2.jsonl", [{"text": "a b", "label": 1}, {"text": "c", "label": "pos"}])
+    with pytest.raises(ValueError, match=r"split 'validation' row 1, column 'label': label 'pos' does not occur in the "
+                                         r"training split, whose labels are \[0, 1\]"):
+        TextClassificationDataModule(HFSource("jsonl", data_files={"train": train, "validation": text_label})).setup("fit")

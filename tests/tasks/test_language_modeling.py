@@ -207,3 +207,11 @@ def test_lstm_wikitext2_experiment_on_a_slice(tmp_path):
     assert summary["monitor"] == "val/ppl"
     assert summary["best_score"] < VAL_PPL_CEILING, summary
     assert summary["test"]["test/ppl"] < TEST_PPL_CEILING, summary
+
+
+def test_a_non_causal_encoder_is_refused():
+    """A CNN's output at t has read the words after t (padding='same'): it would see the word it predicts."""
+    from seqlab.models.encoders.cnn import CNNEncoder
+
+    with pytest.raises(ValueError, match=r"model.encoder \(CNNEncoder\) is not causal"):
+        LanguageModelTask(CNNEncoder(30, embed_dim=8, hidden_size=8), 30, torch.optim.Adam, tie_weights=False)
