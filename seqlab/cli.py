@@ -11,7 +11,19 @@ import os
 import sys
 from pathlib import Path
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+def _conf_dir() -> Path:
+    """The configs: the package `seqlab.conf` (conf/ of the repository, mapped in pyproject.toml; seqlab/conf/ in
+    an installed wheel). A checkout run without installing falls back to conf/ beside the package."""
+    from importlib.util import find_spec
+
+    spec = find_spec("seqlab.conf")
+    for location in (spec.submodule_search_locations or []) if spec is not None else []:
+        if (Path(location) / "train.yaml").is_file():
+            return Path(location)
+    return Path(__file__).resolve().parent.parent / "conf"
+
+
+CONF_DIR = _conf_dir()
 
 
 def pip_model(package: str) -> str:
@@ -68,7 +80,7 @@ def _train(argv: list[str]) -> None:
     from omegaconf import DictConfig
 
     if not CONF_DIR.is_dir():
-        sys.exit(f"seqlab: config directory not found at {CONF_DIR}; install seqlab from its repository (pip install -e .)")
+        sys.exit(f"seqlab: config directory not found at {CONF_DIR}; reinstall seqlab (pip install seqlab, or pip install -e .)")
     try:
         argv = resume_overrides(argv)
     except UsageError as e:

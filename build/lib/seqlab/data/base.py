@@ -1,0 +1,248 @@
+"""What every seqlab DataModule shares: split preparation and DataLoader options.
+
+Subclasses implement Lightning's hooks themselves (`setup`, `state_dict`, ...); this module only holds
+helpers they would otherwise copy.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from datasets import Dataset, DatasetDict
+from lightning import LightningDataModule
+from torch.utils.data import DataLoader, Sampler
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test")
+TRUNCATED = "_truncated"  # a temporary column: which rows max_seq_length cut (counted, logged, then dropped)
+# Where each row sits in the source (its split and index there), kept through carving, slicing and encoding so
+# that an error names the row in the user's file, not its position after a shuffle. Dropped after encoding.
+ROW, SOURCE = "_row", "_source_split"
+
+
+def where(split: str, source: str, row: int) -> str:
+    """``split 'train' row 4``, or for a split carved from another: ``split 'validation', row 4 of the source's
+    'train' split`` (rows count from 0, in the source's order)."""
+    return f"split '{split}' row {row}" if source == split else f"split '{split}', row {row} of the source's '{source}' split"
+
+
+def prepare_splits(
+    raw: DatasetDict,
+    *,
+    val_fraction: float,
+    split_seed: int | None,
+    max_train_samples: int | None = None,
+    max_eval_samples: int | None = None,
+    max_predict_samples: int | None = None,
+) -> DatasetDict:
+    """train/validation/test from what the source has: carve validation out of train when missing, then cut
+    each split to `max_*_samples` rows (the first rows, so a slice is reproducible). `max_eval_samples` cuts
+    validation, and test too unless `max_predict_samples` is given.
+
+    The carve draws rows at random with `split_seed`; ``split_seed=None`` takes the last rows in order instead,
+    for data whose row order matters (the lines of a language-modelling corpus).
+    """
+    if "train" not in raw:
+        raise ValueError(f"the data source has no 'train' split (it has {sorted(raw)}); map one with split_names")
+    splits = {name: ds.add_column(ROW, list(range(len(ds)))).add_column(SOURCE, [name] * len(ds)) for name, ds in raw.items()}
+    if "validation" not in splits:
+        if not 0 < val_fraction < 1:
+            raise ValueError(f"the source has no validation split and val_fraction={val_fraction}: set 0 < val_fraction < 1")
+        train = splits["train"]
+        if split_seed is None:
+            cut = len(train) - max(1, int(len(train) * val_fraction))
+            splits["train"], splits["validation"] = train.select(range(cut)), train.select(range(cut, len(train)))
+        else:
+            parts = train.train_test_split(test_size=val_fraction, seed=split_seed, shuffle=True)
+            splits["train"], splits["validation"] = parts["train"], parts["test"]
+        log.warning(
+            "no validation split in the source: carved %d rows from train (val_fraction=%s, %s)",
+            len(splits["validation"]), val_fraction, "the last rows, in order" if split_seed is None else f"seed={split_seed}",
+        )
+    test_limit = max_predict_samples if max_predict_samples is not None else max_eval_samples
+    for split, limit in (("train", max_train_samples), ("validation", max_eval_samples), ("test", test_limit)):
+        if limit is not None and split in splits and len(splits[split]) > limit:
+            splits[split] = splits[split].select(range(limit))
+    return DatasetDict({k: v for k, v in splits.items() if k in SPLITS})
+
+
+def tokenize_split(ds: Dataset, fn, name: str, num_proc: int | None, with_indices: bool = False, **fn_kwargs) -> Dataset:
+    """`fn` over `ds` in batches, its output replacing the raw columns. datasets caches the result by fingerprint
+    (of `fn` and `fn_kwargs`, the tokenizer included), so a second run with the same data skips the work."""
+    # ROW / SOURCE pass through (not removed) so that `drop_empty_rows` and error messages can name the source row.
+    return ds.map(
+        fn, batched=True, with_indices=with_indices, num_proc=num_proc,
+        remove_columns=[c for c in ds.column_names if c not in (ROW, SOURCE)],
+        desc=f"Tokenizing {name}", fn_kwargs=fn_kwargs,
+    )
+
+
+def count_truncated(encoded: Dataset, split: str, key: str, value) -> Dataset:
+    """Log how many rows `key` cut (once per split), and drop the `TRUNCATED` column that says which."""
+    if TRUNCATED not in encoded.column_names:
+        return encoded
+    n = sum(column(encoded, TRUNCATED))
+    if n:
+        log.warning(
+            "split '%s': %d of %d rows were longer than %s=%s tokens and were truncated (raise %s to keep more)",
+            split, n, len(encoded), key, value, key,
+        )
+    return encoded.remove_columns(TRUNCATED)
+
+
+def drop_empty_rows(encoded: Dataset, split: str, what: str, drop: bool) -> Dataset:
+    """Rows whose ``input_ids`` are empty: an error naming the first one, or (``drop``) removed with a warning.
+    An RNN cannot read a sequence of length 0."""
+    empty = [i for i, n in enumerate(map(len, column(encoded, "input_ids"))) if n == 0]
+    if empty and not drop:
+        first = encoded[empty[0]]
+        raise ValueError(
+            f"{where(split, first.get(SOURCE, split), first.get(ROW, empty[0]))} (and {len(empty) - 1} more): {what} "
+            "has no tokens; an RNN cannot read an empty sequence. Clean the data or set data.drop_empty=true"
+        )
+    if empty:
+        log.warning("split '%s': dropped %d rows with no tokens (data.drop_empty=true)", split, len(empty))
+        gone = set(empty)
+        encoded = encoded.select(i for i in range(len(encoded)) if i not in gone)
+    return encoded.remove_columns([c for c in (ROW, SOURCE) if c in encoded.column_names])
+
+
+def column(ds: Dataset, name: str) -> list:
+    """One column as a Python list (datasets 5 returns a lazy `Column` object from ``ds[name]``)."""
+    return ds.data.column(name).to_pylist()
+
+
+def require_columns(ds: Dataset, split: str, columns: dict[str, str | None]) -> None:
+    """Fail with the override to fix and the columns that exist, e.g. ``data.text_column='sentence'``."""
+    for arg, col in columns.items():
+        if col is not None and col not in ds.column_names:
+            available = [c for c in ds.column_names if c not in (ROW, SOURCE)]
+            raise ValueError(f"data.{arg}={col!r}: no such column in split '{split}'; available columns: {available}")
+
+
+class LengthGroupedSampler(Sampler[int]):
+    """Random batches of similar lengths (HF's ``group_by_length``): shuffle, cut into pools of `pool_batches`
+    batches, sort each pool by length, cut it into batches, shuffle the full batches (the one short batch stays
+    last, so the DataLoader's batches are exactly these). Deterministic for a seed and epoch (`set_epoch`)."""
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int = 0, pool_batches: int = 50):
+        self.lengths, self.batch_size, self.seed, self.pool_batches = lengths, batch_size, seed, pool_batches
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(len(self.lengths), generator=g).tolist()
+        pool = self.batch_size * self.pool_batches
+        batches = []
+        for start in range(0, len(order), pool):
+            chunk = sorted(order[start : start + pool], key=lambda i: -self.lengths[i])
+            batches += [chunk[j : j + self.batch_size] for j in range(0, len(chunk), self.batch_size)]
+        short = [b for b in batches if len(b) < self.batch_size]
+        full = [b for b in batches if len(b) == self.batch_size]
+        for k in torch.randperm(len(full), generator=g).tolist():
+            yield from full[k]
+        for b in short:
+            yield from b
+
+
+class SeqDataModule(LightningDataModule):
+    """What seqlab DataModules share: a `source`, prepared splits in `self.datasets`, DataLoader options
+    (`eval_batch_size` defaults to `batch_size`; `group_by_length` batches training rows of similar lengths,
+    `LengthGroupedSampler`). Subclasses implement `setup`, `collate`, `dims` and the state.
+    """
+
+    source: Any
+    datasets: Mapping[str, Any] | None = None
+
+    def __init__(
+        self,
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        group_by_length: bool = False,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+        drop_last: bool = False,
+    ):
+        super().__init__()
+        for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+            if value is not None and value < 1:
+                raise ValueError(f"data.{key}={value}: must be >= 1")
+        if persistent_workers and num_workers == 0:
+            raise ValueError("data.persistent_workers=true needs data.num_workers > 0")
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.group_by_length = group_by_length
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.persistent_workers = persistent_workers
+        self.drop_last = drop_last
+
+    def prepare_data(self) -> None:
+        self.source.load()  # download / build the datasets cache once, on one process
+
+    def load_splits(self, split_seed: int | None) -> DatasetDict:
+        """The source's splits, prepared with this DataModule's val_fraction and max_*_samples (`prepare_splits`)."""
+        hp = self.hparams
+        return prepare_splits(
+            self.source.load(),
+            val_fraction=hp.val_fraction,
+            split_seed=split_seed,
+            max_train_samples=hp.max_train_samples,
+            max_eval_samples=hp.max_eval_samples,
+            max_predict_samples=hp.get("max_predict_samples"),
+        )
+
+    def has_split(self, name: str) -> bool:
+        return self.datasets is not None and name in self.datasets
+
+    def split(self, name: str):
+        """The prepared split `name`; a clear error when the source has none (e.g. no test files)."""
+        if self.datasets is None:
+            raise RuntimeError(f"{type(self).__name__}.setup() has not run yet")
+        if name not in self.datasets:
+            hint = " (or run with test=false)" if name == "test" else ""
+            raise ValueError(f"the data has no '{name}' split (it has {sorted(self.datasets)}): add data_files.{name}{hint}")
+        return self.datasets[name]
+
+    def train_dataloader(self):
+        train = self.split("train")
+        sampler = None
+        if self.group_by_length:
+            seed = int(torch.randint(0, 2**31 - 1, ()).item())  # from the run's seed (seed_everything)
+            sampler = LengthGroupedSampler([len(x) for x in column(train, "input_ids")], self.batch_size, seed)
+        return self._loader(train, train=True, collate_fn=self.collate, sampler=sampler)
+
+    def val_dataloader(self):
+        return self._loader(self.split("validation"), train=False, collate_fn=self.collate)
+
+    def test_dataloader(self):
+        return self._loader(self.split("test"), train=False, collate_fn=self.collate)
+
+    def _loader(self, dataset, *, train: bool, collate_fn=None, sampler=None, batch_sampler=None) -> DataLoader:
+        kwargs = dict(
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers,
+            collate_fn=collate_fn,
+        )
+        if batch_sampler is not None:
+            return DataLoader(dataset, batch_sampler=batch_sampler, **kwargs)
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size if train else self.eval_batch_size,
+            shuffle=train and sampler is None,
+            sampler=sampler,
+            drop_last=self.drop_last and train,
+            **kwargs,
+        )

@@ -1,0 +1,79 @@
+"""RNNEncoder: Embedding -> RNN | LSTM | GRU over packed sequences, so the recurrence never reads padding."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from seqlab.models.encoders.base import Encoder, EncoderOutput, require_positive
+
+# The three cells share one constructor signature, so `cell` picks the class (no registry needed).
+CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+
+
+class RNNEncoder(Encoder):
+    """Args:
+    vocab_size, pad_token_id: from the data (``???`` in config, filled by `seqlab.train`).
+    embed_dim: word embedding size. hidden_size: per direction, so ``output_dim = hidden_size * directions``.
+    num_layers, bidirectional, cell: the recurrence (``lstm`` | ``gru`` | ``rnn``).
+    dropout: between stacked layers (needs ``num_layers > 1``). embedding_dropout: on the word vectors.
+    char_encoder: optional `seqlab.models.char.CharEncoder`; its (B, T, D) word features are concatenated to the
+        word embeddings, and ``forward`` then needs ``char_ids`` (B, T, L) (``data.use_chars=true``).
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        pad_token_id: int = 0,
+        embed_dim: int = 100,
+        hidden_size: int = 128,
+        num_layers: int = 1,
+        cell: str = "lstm",
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        embedding_dropout: float = 0.0,
+        char_encoder: nn.Module | None = None,
+    ):
+        super().__init__()
+        require_positive("model.encoder", embed_dim=embed_dim, hidden_size=hidden_size, num_layers=num_layers)
+        if cell not in CELLS:
+            raise ValueError(f"model.encoder.cell={cell!r}: choose one of {sorted(CELLS)}")
+        if dropout and num_layers == 1:
+            raise ValueError(
+                "model.encoder.dropout acts between stacked RNN layers and num_layers=1: set it to 0 "
+                "(the task's own `dropout` regularises the output)"
+            )
+        self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_token_id)
+        self.char_encoder = char_encoder
+        self.embedding_dropout = nn.Dropout(embedding_dropout)
+        input_size = embed_dim + (char_encoder.output_dim if char_encoder is not None else 0)
+        self.rnn = CELLS[cell](
+            input_size, hidden_size, num_layers=num_layers, batch_first=True, bidirectional=bidirectional, dropout=dropout
+        )
+        self.num_directions = 2 if bidirectional else 1
+        self.output_dim = hidden_size * self.num_directions
+        self.causal = not bidirectional
+        self.extra_inputs = ("char_ids",) if char_encoder is not None else ()
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, state=None, char_ids: Tensor | None = None) -> EncoderOutput:
+        B, T = input_ids.shape
+        lengths = attention_mask.sum(dim=1)
+        if bool((lengths == 0).any()):
+            raise ValueError("RNNEncoder got a sequence of length 0; drop empty rows before batching")
+        x = self.embedding(input_ids)  # (B, T, E)
+        if self.char_encoder is not None:
+            if char_ids is None:
+                raise ValueError("model.encoder.char_encoder is set but the batch has no char_ids: set data.use_chars=true")
+            x = torch.cat([x, self.char_encoder(char_ids)], dim=-1)  # (B, T, E + D)
+        x = self.embedding_dropout(x)
+        if bool((lengths == T).all()):  # nothing to skip (language modelling windows): packing would only cost time
+            out, state = self.rnn(x, state)  # (B, T, H*D)
+            return EncoderOutput(out, state)
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, state = self.rnn(packed, state)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)  # (B, T, H*D), zeros at padding
+        return EncoderOutput(out, state)
+
+    def extra_repr(self) -> str:
+        return f"output_dim={self.output_dim}"

@@ -1,0 +1,50 @@
+"""Sequence pooling over real tokens only: (B, T, H) + mask (B, T) -> (B, H)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+MODES = ("last", "mean", "max", "first", "cls", "pooler")
+
+
+class Pooler(nn.Module):
+    """``last``: the final state of each direction (forward half at the last real token, backward half at
+    position 0: for a packed RNN these equal the top layer's ``h_n``). ``mean`` / ``max``: over real tokens.
+    ``first`` / ``cls``: position 0 (the ``[CLS]`` of BERT-family encoders). ``pooler``: the encoder's own
+    pretrained sentence vector (BERT's pooler, what ``*ForSequenceClassification`` uses); needs an encoder with
+    ``has_pooler_output``."""
+
+    def __init__(self, mode: str = "max", num_directions: int = 1, has_pooler_output: bool = False):
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"model.pooling={mode!r}: choose one of {list(MODES)}")
+        if mode == "pooler" and not has_pooler_output:
+            raise ValueError(
+                "model.pooling=pooler needs an encoder with a pretrained pooler (model/encoder=hf of a BERT-style "
+                "model, with add_pooling_layer not false): use cls, mean or max"
+            )
+        self.mode = mode
+        self.num_directions = num_directions
+
+    def forward(self, hidden: Tensor, attention_mask: Tensor, pooler_output: Tensor | None = None) -> Tensor:
+        mask = attention_mask.bool().unsqueeze(-1)  # (B, T, 1)
+        if self.mode == "mean":
+            return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+        if self.mode == "max":
+            return hidden.masked_fill(~mask, torch.finfo(hidden.dtype).min).max(dim=1).values
+        if self.mode in ("first", "cls"):
+            return hidden[:, 0]
+        if self.mode == "pooler":
+            if pooler_output is None:
+                raise ValueError("model.pooling=pooler: the encoder returned no pooler_output")
+            return pooler_output
+        last = attention_mask.sum(1) - 1  # (B,) index of the last real token
+        rows = torch.arange(hidden.size(0), device=hidden.device)
+        if self.num_directions == 1:
+            return hidden[rows, last]
+        fwd, bwd = hidden.chunk(2, dim=-1)  # (B, T, H/2) each
+        return torch.cat([fwd[rows, last], bwd[:, 0]], dim=-1)
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode!r}"

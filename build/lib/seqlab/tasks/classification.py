@@ -1,0 +1,101 @@
+"""TextClassificationTask: encoder -> pooling -> dropout -> linear, trained with cross-entropy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch.nn.functional as F
+from lightning import LightningModule
+from torch import Tensor, nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
+from seqlab.checkpoint import SelfRebuilding
+from seqlab.models.pooling import Pooler
+from seqlab.tasks.optim import build_optimizers
+
+
+class TextClassificationTask(SelfRebuilding, LightningModule):
+    """Args:
+    encoder: any `seqlab.models.encoders.base.Encoder` (RNN, CNN, HF); it gets the batch entries it declares in
+        ``extra_inputs`` (``token_type_ids`` of text pairs for HF encoders).
+    num_labels, labels: from the data (``???`` in config): the number of classes and their names.
+    pooling: last | mean | max | first | cls | pooler.
+    dropout: before the head.
+    optimizer / scheduler: partials from config, finished in `configure_optimizers`.
+    scheduler_interval / scheduler_monitor: how Lightning steps the scheduler.
+    """
+
+    # Logged as train/<name>, val/<name> and test/<name>: what `monitor` may name.
+    metric_names = ("loss", "acc", "f1")
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        num_labels: int,
+        optimizer: Callable[..., Any],
+        labels: Sequence[str] | None = None,
+        scheduler: Callable[..., Any] | None = None,
+        pooling: str = "max",
+        dropout: float = 0.0,
+        scheduler_interval: str | None = None,
+        scheduler_monitor: str | None = "val/loss",
+    ):
+        super().__init__()
+        if labels is not None and len(labels) != num_labels:
+            raise ValueError(f"model.labels has {len(labels)} names but model.num_labels={num_labels}")
+        # Only plain values go into hparams; seqlab.train then stores the whole model config (seqlab.checkpoint).
+        self.save_hyperparameters(logger=False, ignore=["encoder", "optimizer", "scheduler"])
+        self.optimizer, self.scheduler = optimizer, scheduler
+        self.encoder = encoder
+        self.pooler = Pooler(pooling, encoder.num_directions, encoder.has_pooler_output)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(encoder.output_dim, num_labels)
+        metrics = MetricCollection(
+            {
+                "acc": MulticlassAccuracy(num_labels, average="micro"),
+                "f1": MulticlassF1Score(num_labels, average="macro"),
+            }
+        )
+        # One metric object per stage: a shared one would mix train and validation counts.
+        self.train_metrics = metrics.clone(prefix="train/")
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+
+    def forward(self, input_ids: Tensor, attention_mask: Tensor, **extra_inputs: Tensor) -> Tensor:
+        """Logits (B, C). `extra_inputs`: what the encoder reads besides ids and mask (`Encoder.extra_inputs`)."""
+        out = self.encoder(input_ids, attention_mask, **extra_inputs)
+        pooled = self.pooler(out.last_hidden_state, attention_mask, out.pooler_output)  # (B, H)
+        return self.head(self.dropout(pooled))  # (B, C)
+
+    def logits(self, batch: dict[str, Tensor]) -> Tensor:
+        return self(batch["input_ids"], batch["attention_mask"], **self.encoder.extra_kwargs(batch))
+
+    def _shared_step(self, batch: dict[str, Tensor], stage: str, metrics: MetricCollection) -> Tensor:
+        logits = self.logits(batch)
+        loss = F.cross_entropy(logits, batch["labels"])
+        metrics(logits.argmax(-1), batch["labels"])
+        bs = batch["labels"].size(0)
+        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=bs,
+                 sync_dist=stage != "train")  # every DDP rank then checkpoints / schedules on the same value
+        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train", batch_size=bs)
+        return loss
+
+    def training_step(self, batch, batch_idx):
+        return self._shared_step(batch, "train", self.train_metrics)
+
+    def validation_step(self, batch, batch_idx):
+        self._shared_step(batch, "val", self.val_metrics)
+
+    def test_step(self, batch, batch_idx):
+        self._shared_step(batch, "test", self.test_metrics)
+
+    def predict_step(self, batch, batch_idx):
+        """Class probabilities (B, C); label names are in the DataModule's `label_vocab`."""
+        return self.logits(batch).softmax(-1)
+
+    def configure_optimizers(self):
+        return build_optimizers(
+            self, self.optimizer, self.scheduler, self.hparams.scheduler_interval, self.hparams.scheduler_monitor
+        )

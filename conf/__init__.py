@@ -1,0 +1,1 @@
+# The configs as a package (seqlab.conf), so that they ship inside the wheel: see pyproject.toml.
