@@ -19,7 +19,7 @@ from torch import Tensor
 from seqlab.checkpoint import data_state, load_task
 from seqlab.data.collate import IGNORE_INDEX, PadCollator
 from seqlab.data.tokenizers import tokenizer_from_state
-from seqlab.metrics.spans import extract_spans
+from seqlab.labels import extract_spans
 
 TASKS = {
     "TextClassificationTask": "classification",

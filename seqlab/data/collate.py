@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-IGNORE_INDEX = -100  # padded label positions: ignored by cross-entropy, the CRF and every metric
+from seqlab.labels import IGNORE_INDEX  # padded label positions (re-exported for the DataModules)
 
 
 def pad_sequences(seqs: Sequence[Sequence[int]], pad_value: int) -> Tensor:

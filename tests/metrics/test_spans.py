@@ -7,7 +7,8 @@ import torch
 from seqeval.metrics import f1_score, precision_score, recall_score
 from seqeval.scheme import IOB2, IOBES
 
-from seqlab.metrics.spans import SpanF1, check_tags, extract_spans, iob1_to_iob2
+from seqlab.labels import check_tags, extract_spans, iob1_to_iob2
+from seqlab.metrics.spans import SpanF1
 
 TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 
