@@ -22,6 +22,7 @@ CASES = {
     "tagging": ("finetune_tagging", ["data.tag_scheme=IOB2"]),
     "tagging_crf": ("finetune_tagging", ["data.tag_scheme=IOB2", "model.use_crf=true"]),
 }
+TAGS = {"B-LOC", "B-PER", "I-LOC", "I-PER", "O"}  # the generated data's tags, closed under IOB2
 AUTO = {"finetune_classification": "AutoModelForSequenceClassification", "finetune_tagging": "AutoModelForTokenClassification"}
 
 
@@ -136,11 +137,11 @@ def test_finetune_command_with_hf_flags_writes_hf_outputs(case, tiny_bert, tmp_p
     assert results[f"eval_{metric}"] == pytest.approx(summary["best_score"], abs=1e-6)
     lines = (out / "predict_results.txt").read_text().splitlines()
     if case == "tagging":  # run_ner: one line of tags per sentence
-        assert len(lines) == 16 and all(set(line.split()) <= {"B-PER", "B-LOC", "O"} for line in lines)
+        assert len(lines) == 16 and all(set(line.split()) <= TAGS for line in lines)
     else:  # run_glue: index <TAB> label
         assert lines[0] == "index\tprediction" and len(lines) == 1 + 16
     assert len(list((out / "checkpoints").glob("epoch*.ckpt"))) == 1  # --save_total_limit 1
     model = getattr(transformers, auto).from_pretrained(str(out))
-    assert set(model.config.id2label.values()) == ({"B-LOC", "B-PER", "O"} if case == "tagging" else {"negative", "positive"})
+    assert set(model.config.id2label.values()) == (TAGS if case == "tagging" else {"negative", "positive"})
     tok = transformers.AutoTokenizer.from_pretrained(str(out))
     assert tok("the plot was good")["input_ids"][0] == tok.cls_token_id
