@@ -36,7 +36,7 @@ def start(*args: str, cwd: Path) -> subprocess.Popen:
 
 def seqlab_train(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     proc = subprocess.run([sys.executable, "-m", "seqlab", "train", *args], cwd=cwd, env=ENV, capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=900)
     assert proc.returncode == 0, f"seqlab train {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     return proc
 
@@ -49,7 +49,7 @@ def checkpoint_step(path: Path) -> int | None:
         return None
 
 
-def wait_for_epoch(proc: subprocess.Popen, metrics: Path, epoch: int, timeout: float = 120) -> None:
+def wait_for_epoch(proc: subprocess.Popen, metrics: Path, epoch: int, timeout: float = 600) -> None:
     """Wait until metrics.csv (written at every logging call) has a row of `epoch`: a step of it has run."""
     deadline = time.monotonic() + timeout
     while not (metrics.exists() and any(r.get("epoch") == str(epoch) for r in csv.DictReader(metrics.open()))):
