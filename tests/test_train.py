@@ -33,3 +33,21 @@ def test_train_false_with_ckpt_path_evaluates_that_checkpoint(tmp_path):
     again = run(compose_cfg(*quick, "train=false", f"ckpt_path={first['best_model_path']}", output_dir=tmp_path / "again"))
     assert again["eval_ckpt_path"] == first["best_model_path"]
     assert again["test"] == first["test"] and first["test"]["test/acc"] > 0.9
+
+
+def test_monitor_of_train_span_metrics_needs_them_on(tmp_path):
+    import pytest
+
+    cfg = compose_cfg("+experiment=bilstm_conll", "monitor=train/f1", output_dir=tmp_path)
+    import torch
+
+    from seqlab.models.encoders.rnn import RNNEncoder
+    from seqlab.tasks.tagging import SequenceTaggingTask
+    from seqlab.train import check_monitor
+
+    task = SequenceTaggingTask(RNNEncoder(10), num_labels=3, labels=["B-X", "I-X", "O"], optimizer=torch.optim.Adam)
+    with pytest.raises(ValueError, match=r"monitor='train/f1': .* \(train span metrics need model.train_metrics=true\)"):
+        check_monitor(cfg.monitor, task)
+    on = SequenceTaggingTask(RNNEncoder(10), num_labels=3, labels=["B-X", "I-X", "O"], optimizer=torch.optim.Adam,
+                             train_metrics=True)
+    check_monitor("train/f1", on)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from seqlab.labels import IGNORE_INDEX  # padded label positions (re-exported for the DataModules)
+
+LENGTHS = "lengths"  # the key of the (B,) real-token counts, which stay on the CPU (`keep_lengths_on_cpu`)
 
 
 def pad_sequences(seqs: Sequence[Sequence[int]], pad_value: int) -> Tensor:
@@ -38,7 +41,7 @@ class PadCollator:
         batch = {
             "input_ids": input_ids,
             "attention_mask": (torch.arange(input_ids.size(1))[None, :] < lengths[:, None]).long(),
-            "lengths": lengths,
+            LENGTHS: lengths,  # (B,) int64, on the CPU: the encoder contract's `lengths`
         }
         if "token_type_ids" in examples[0]:
             batch["token_type_ids"] = pad_sequences([e["token_type_ids"] for e in examples], 0)
@@ -49,3 +52,13 @@ class PadCollator:
             else:
                 batch["labels"] = pad_sequences(labels, self.label_pad_id)
         return batch
+
+
+def keep_lengths_on_cpu(batch: Any, move, *args: Any) -> Any:
+    """``move(batch, *args)`` (Lightning's ``transfer_batch_to_device``) for every entry but ``lengths``,
+    which stays on the CPU where the encoder contract (and ``pack_padded_sequence``) wants it: moved to the
+    accelerator, the packed RNN would have to read it back, a host sync every batch."""
+    if not isinstance(batch, Mapping) or LENGTHS not in batch:
+        return move(batch, *args)
+    moved = move({k: v for k, v in batch.items() if k != LENGTHS}, *args)
+    return {**moved, LENGTHS: batch[LENGTHS]}

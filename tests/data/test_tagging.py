@@ -42,7 +42,8 @@ def test_iob1_is_converted_and_padding_is_minus_100():
                        "labels": labels, "tag_scheme": "IOB2"}
     batch = next(iter(dm.val_dataloader()))
     lengths = batch["lengths"]
-    assert lengths.tolist() == [8, 7, 3, 1, 4]
+    assert lengths.tolist() == [8, 7, 4, 3, 1]  # rows 0, 1, 4, 2, 3: evaluation batches go longest first
+    assert dm.eval_order("validation") == [0, 1, 4, 2, 3]
     assert batch["labels"].shape == batch["input_ids"].shape == (5, 8)
     padded = batch["attention_mask"] == 0
     assert (batch["labels"][padded] == -100).all() and (batch["labels"][~padded] >= 0).all()

@@ -76,3 +76,10 @@ def test_gradients_flow_and_bad_masks_fail(crf_batch):
         crf(emissions, tags, torch.zeros_like(mask))
     with pytest.raises(ValueError, match="emissions must be"):
         crf.decode(emissions[..., :2], mask)
+
+
+def test_given_lengths_give_exactly_the_same_nll_and_paths(crf_batch):
+    crf, emissions, mask, tags, lengths = crf_batch
+    given = torch.tensor(lengths)
+    assert torch.equal(crf(emissions, tags, mask, given), crf(emissions, tags, mask))
+    assert torch.equal(crf.decode(emissions, mask, given), crf.decode(emissions, mask))

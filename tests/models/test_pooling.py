@@ -52,3 +52,10 @@ def test_cls_and_pooler_modes():
     assert torch.equal(Pooler("pooler", has_pooler_output=True)(hidden, mask, pooled), pooled)
     with pytest.raises(ValueError, match="model.pooling=pooler needs an encoder with a pretrained pooler"):
         Pooler("pooler")
+
+
+@pytest.mark.parametrize("mode", ["mean", "max", "first", "last"])
+@pytest.mark.parametrize("directions", [1, 2])
+def test_given_lengths_pool_exactly_as_the_mask(mode, directions):
+    pooler = Pooler(mode, num_directions=directions)
+    assert torch.equal(pooler(HIDDEN, MASK, lengths=MASK.sum(1)), pooler(HIDDEN, MASK))

@@ -16,14 +16,15 @@ from tests.conftest import compose_cfg
 LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 
 
-def make_task(use_crf: bool, chars: bool = False) -> SequenceTaggingTask:
+def make_task(use_crf: bool, chars: bool = False, **kwargs) -> SequenceTaggingTask:
     torch.manual_seed(0)
     if chars:
         encoder = RNNEncoder(20, char_encoder=CharEncoder(12, 8, 8), embed_dim=16, hidden_size=16, bidirectional=True)
     else:
         encoder = RNNEncoder(20, embed_dim=16, hidden_size=16, bidirectional=True)
     return SequenceTaggingTask(encoder, num_labels=len(LABELS), labels=LABELS, tag_scheme="IOB2",
-                               optimizer=functools.partial(torch.optim.Adam, lr=0.05), use_crf=use_crf)
+                               optimizer=functools.partial(torch.optim.Adam, lr=0.05), use_crf=use_crf,
+                               **kwargs)
 
 
 def tiny_batch(chars: bool = False) -> dict[str, torch.Tensor]:
@@ -50,8 +51,8 @@ def test_overfits_one_batch(use_crf, chars):
         opt.step()
     assert loss.item() < 0.05 < first
     task.eval()
-    scores, mask = task.word_scores(batch)  # every token is a word here: (B, T, C) and the attention mask
-    assert torch.equal(mask, batch["attention_mask"].bool())
+    scores, mask, lengths = task.word_scores(batch)  # every token is a word: (B, T, C), the attention mask
+    assert torch.equal(mask, batch["attention_mask"].bool()) and lengths.tolist() == [5, 3, 2]
     preds = task.decode(scores, mask)
     real = batch["labels"] != -100
     assert torch.equal(preds[real], batch["labels"][real])
@@ -91,15 +92,27 @@ def test_wrong_combinations_fail_clearly():
         crf_task.loss(crf_task(batch["input_ids"], batch["attention_mask"]), labels, batch["attention_mask"])
 
 
-def test_lightning_loop_logs_span_metrics(tmp_path):
-    task, batch = make_task(True), tiny_batch()
+@pytest.mark.parametrize("train_metrics", [False, True])
+def test_lightning_loop_logs_span_metrics(tmp_path, monkeypatch, train_metrics):
+    """Validation always scores spans; training decodes (and logs train/f1 ...) only with train_metrics."""
+    task, batch = make_task(True, train_metrics=train_metrics), tiny_batch()
+    decoded, decode = [], task.crf.decode  # decoded: whether each Viterbi call ran in training mode
+
+    def spy(*args):
+        decoded.append(task.training)
+        return decode(*args)
+
+    monkeypatch.setattr(task.crf, "decode", spy)
     loader = DataLoader([batch], batch_size=None)  # one ready-made batch per epoch
     trainer = L.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
     trainer.fit(task, train_dataloaders=loader, val_dataloaders=loader)
-    logged = trainer.callback_metrics
-    for stage in ("train", "val"):
-        assert {f"{stage}/{k}" for k in ("loss", "f1", "precision", "recall", "token_acc")} <= set(logged)
+    logged = set(trainer.callback_metrics)
+    scores = {"f1", "precision", "recall", "token_acc"}
+    assert {f"val/{k}" for k in ("loss", *scores)} <= logged and "train/loss" in logged
+    assert ({f"train/{k}" for k in scores} <= logged) == train_metrics
+    assert any(decoded) == train_metrics  # no Viterbi on a training batch unless asked
+    assert task.train_metric_names == (task.metric_names if train_metrics else ("loss",))
     preds = trainer.predict(task, dataloaders=loader)[0]
     assert preds.shape == (3, 5) and (preds[batch["attention_mask"] == 0] == -100).all()
 
@@ -129,10 +142,10 @@ def test_gather_words_takes_first_pieces_in_order():
 
     x = torch.arange(2 * 6).reshape(2, 6, 1).float()  # position values
     starts = torch.tensor([[0, 1, 0, 1, 1, 0], [0, 0, 1, 0, 0, 0]], dtype=torch.bool)
-    words, mask = gather_words(x, starts)
+    words, mask, counts = gather_words(x, starts)
     assert words.shape == (2, 3, 1)
     assert words[0, :, 0].tolist() == [1.0, 3.0, 4.0] and words[1, 0, 0].item() == 8.0
-    assert mask.tolist() == [[True, True, True], [True, False, False]]
+    assert mask.tolist() == [[True, True, True], [True, False, False]] and counts.tolist() == [3, 1]
     every = torch.ones(2, 6, dtype=torch.bool)  # a word tokenizer: every token is a word, gathering is the identity
     assert torch.equal(gather_words(x, every)[0], x)
 
@@ -146,8 +159,8 @@ def test_subword_scores_are_read_per_word():
         "word_starts": torch.tensor([[1, 0, 1, 1, 0]], dtype=torch.bool),  # 3 words: pieces (3, 4), (5), (6, 7)
         "labels": torch.tensor([[1, -100, 0, 3, -100]]),
     }
-    scores, mask = task.word_scores(batch)
-    assert scores.shape == (1, 3, len(LABELS)) and mask.all()
+    scores, mask, lengths = task.word_scores(batch)
+    assert scores.shape == (1, 3, len(LABELS)) and mask.all() and lengths.tolist() == [3]
     assert task.word_labels(batch, mask).tolist() == [[1, 0, 3]]
     full = task(batch["input_ids"], batch["attention_mask"])
     torch.testing.assert_close(scores[0], full[0, [0, 2, 3]])
@@ -161,7 +174,7 @@ def test_gold_only_tags_are_never_predicted_nor_trained_on(use_crf):
     task = SequenceTaggingTask(RNNEncoder(20, embed_dim=8, hidden_size=8), num_labels=len(LABELS),
                                labels=[*LABELS, "B-LST", "I-LST"], optimizer=torch.optim.Adam, use_crf=use_crf).eval()
     batch = tiny_batch()
-    scores, mask = task.word_scores(batch)
+    scores, mask, _ = task.word_scores(batch)
     assert scores.size(-1) == len(LABELS)  # the head has no output for them
     labels = batch["labels"].clone()
     labels[0, 1] = 5  # B-LST: gold only

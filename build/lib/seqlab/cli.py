@@ -11,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 
+
 def _conf_dir() -> Path:
     """The configs: the package `seqlab.conf` (conf/ of the repository, mapped in pyproject.toml; seqlab/conf/ in
     an installed wheel). A checkout run without installing falls back to conf/ beside the package."""

@@ -17,9 +17,9 @@ import torch
 from torch import Tensor
 
 from seqlab.checkpoint import data_state, load_task
-from seqlab.data.collate import IGNORE_INDEX, PadCollator
+from seqlab.data.collate import IGNORE_INDEX, LENGTHS, PadCollator
 from seqlab.data.tokenizers import tokenizer_from_state
-from seqlab.metrics.spans import extract_spans
+from seqlab.labels import extract_spans
 
 TASKS = {
     "TextClassificationTask": "classification",
@@ -179,7 +179,9 @@ class Predictor:
         out: list[Tensor | None] = [None] * len(rows)
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
-            batch = {k: v.to(self.device) for k, v in collate([rows[i] for i in idx]).items()}
+            # `lengths` stays on the CPU (the encoder contract): the packed RNN reads it there, no host sync.
+            batch = collate([rows[i] for i in idx])
+            batch = {k: v if k == LENGTHS else v.to(self.device) for k, v in batch.items()}
             result = step(batch).cpu()
             for j, i in enumerate(idx):
                 out[i] = result[j]

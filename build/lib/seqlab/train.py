@@ -194,9 +194,11 @@ def check_monitor(monitor: str | None, model: L.LightningModule) -> None:
     names = getattr(model, "metric_names", None)
     if monitor is None or names is None:
         return
-    valid = [f"{stage}/{name}" for stage in ("val", "train") for name in names]
+    train_names = getattr(model, "train_metric_names", names)
+    valid = [f"val/{n}" for n in names] + [f"train/{n}" for n in train_names]
     if monitor not in valid:
-        raise ValueError(f"monitor={monitor!r}: {type(model).__name__} logs {valid} (set monitor=... and mode=min|max)")
+        hint = " (train span metrics need model.train_metrics=true)" if monitor.startswith("train/") else ""
+        raise ValueError(f"monitor={monitor!r}: {type(model).__name__} logs {valid}{hint} (set monitor=... and mode=min|max)")
 
 
 def summarize(trainer: L.Trainer, cfg: DictConfig, datamodule, weights: str | None, results: dict[str, Any]) -> dict[str, Any]:

@@ -9,8 +9,15 @@ An encoder is an `Encoder` (an ``nn.Module``) that declares what a task needs to
   ``token_type_ids``); a task passes exactly these, when the batch has them, and never inspects the encoder;
 - ``has_pooler_output``: whether `EncoderOutput.pooler_output` is filled (the pretrained pooler of BERT).
 
-``forward(input_ids (B, T), attention_mask (B, T), state=None, **extra_inputs) -> EncoderOutput``.
-Outputs at padded positions are zero, and no output at a real position depends on padding.
+``forward(input_ids (B, T), attention_mask (B, T), state=None, lengths=None, **extra_inputs)
+-> EncoderOutput``. Outputs at padded positions are zero, and no output at a real position depends on padding.
+
+``lengths`` (B,) int64 *on the CPU* is the number of real tokens of each row, ``attention_mask.sum(1)``, as
+the collator computed it; the tasks pass it when the batch has it, and seqlab's DataModules keep it on the CPU
+when they move a batch to the accelerator (`seqlab.data.collate.keep_lengths_on_cpu`). Every encoder's
+``forward`` takes it; one that needs lengths (a packed RNN reads them on the CPU) uses it instead of summing
+the mask, which on an accelerator would be a host sync every step, and falls back to the mask sum when it is
+None; the others ignore it. Outputs are exactly the same with and without it.
 """
 
 from __future__ import annotations
@@ -49,3 +56,4 @@ class Encoder(nn.Module):
     def extra_kwargs(self, batch: Mapping[str, Any]) -> dict[str, Any]:
         """The batch entries this encoder reads besides ids and mask (the ones the batch has)."""
         return {k: batch[k] for k in self.extra_inputs if k in batch}
+

@@ -16,6 +16,9 @@ class EmbeddingEncoder(Encoder):
         self.embedding_dropout = nn.Dropout(embedding_dropout)
         self.output_dim = embed_dim
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor, state=None) -> EncoderOutput:
+    def forward(
+        self, input_ids: Tensor, attention_mask: Tensor, state=None, lengths: Tensor | None = None
+    ) -> EncoderOutput:
+        # `lengths` is ignored: the mask zeroes padding, nothing here needs a count (the encoder contract).
         x = self.embedding_dropout(self.embedding(input_ids))  # (B, T, E)
         return EncoderOutput(x * attention_mask.unsqueeze(-1), None)  # zero at padding, as the contract says

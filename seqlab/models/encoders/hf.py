@@ -85,8 +85,10 @@ class HFEncoder(Encoder):
             enable()
 
     def forward(
-        self, input_ids: Tensor, attention_mask: Tensor, state=None, token_type_ids: Tensor | None = None
+        self, input_ids: Tensor, attention_mask: Tensor, state=None, lengths: Tensor | None = None,
+        token_type_ids: Tensor | None = None,
     ) -> EncoderOutput:
+        # `lengths` is ignored: the model reads the attention mask itself (the encoder contract).
         kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
         out = self.model(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
         hidden = out.last_hidden_state * attention_mask.unsqueeze(-1).to(out.last_hidden_state.dtype)  # (B, T, H)

@@ -56,9 +56,15 @@ class RNNEncoder(Encoder):
         self.causal = not bidirectional
         self.extra_inputs = ("char_ids",) if char_encoder is not None else ()
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor, state=None, char_ids: Tensor | None = None) -> EncoderOutput:
+    def forward(
+        self, input_ids: Tensor, attention_mask: Tensor, state=None, lengths: Tensor | None = None,
+        char_ids: Tensor | None = None,
+    ) -> EncoderOutput:
+        """`lengths` (B,) on the CPU (the collator's) spares the host sync of reading the mask's sums back:
+        the checks below and ``pack_padded_sequence`` all read lengths on the CPU."""
         B, T = input_ids.shape
-        lengths = attention_mask.sum(dim=1)
+        # (B,) on the CPU: the one host sync of a batch without them (a no-op for the collator's own lengths)
+        lengths = attention_mask.sum(dim=1).cpu() if lengths is None else lengths.cpu()
         if bool((lengths == 0).any()):
             raise ValueError("RNNEncoder got a sequence of length 0; drop empty rows before batching")
         x = self.embedding(input_ids)  # (B, T, E)
@@ -70,7 +76,7 @@ class RNNEncoder(Encoder):
         if bool((lengths == T).all()):  # nothing to skip (language modelling windows): packing would only cost time
             out, state = self.rnn(x, state)  # (B, T, H*D)
             return EncoderOutput(out, state)
-        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         out, state = self.rnn(packed, state)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)  # (B, T, H*D), zeros at padding
         return EncoderOutput(out, state)

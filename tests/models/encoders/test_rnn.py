@@ -86,3 +86,33 @@ def test_bad_arguments_are_refused_with_the_key_to_fix():
     enc = encoder("gru", 1, False)
     with pytest.raises(ValueError, match="length 0"):
         enc(torch.zeros(2, 3, dtype=torch.long), torch.tensor([[1, 1, 0], [0, 0, 0]]))
+
+
+@pytest.mark.parametrize("cell,layers,bi", CASES)
+def test_given_lengths_give_exactly_the_same_outputs(cell, layers, bi):
+    """The collator's CPU `lengths` replace the mask sum: same outputs and states, bit for bit."""
+    lengths = [5, 1, 7, 3, 7, 2]
+    ids, mask = make_batch(lengths)
+    enc = encoder(cell, layers, bi)
+    with torch.no_grad():
+        a, b = enc(ids, mask), enc(ids, mask, lengths=torch.tensor(lengths))
+    assert torch.equal(a.last_hidden_state, b.last_hidden_state)
+    states = zip(*(x.state if cell == "lstm" else (x.state,) for x in (a, b)), strict=True)
+    assert all(torch.equal(s, t) for s, t in states)
+
+
+def test_given_lengths_spare_the_mask_sum():
+    """With `lengths` the encoder never sums the mask: on an accelerator those sums would have to be read
+    back to the CPU for packing (a host sync every batch)."""
+
+    class UnsummableMask(torch.Tensor):
+        def sum(self, *args, **kwargs):
+            raise AssertionError("the mask was summed")
+
+    ids, mask = make_batch([4, 1, 6])
+    mask = mask.as_subclass(UnsummableMask)
+    enc = encoder("lstm", 1, True)
+    with torch.no_grad():
+        enc(ids, mask, lengths=torch.tensor([4, 1, 6]))
+        with pytest.raises(AssertionError, match="summed"):  # the fallback
+            enc(ids, mask)

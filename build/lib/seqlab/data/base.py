@@ -15,6 +15,8 @@ from datasets import Dataset, DatasetDict
 from lightning import LightningDataModule
 from torch.utils.data import DataLoader, Sampler
 
+from seqlab.data.collate import keep_lengths_on_cpu
+
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
@@ -112,8 +114,10 @@ def drop_empty_rows(encoded: Dataset, split: str, what: str, drop: bool) -> Data
 
 
 def column(ds: Dataset, name: str) -> list:
-    """One column as a Python list (datasets 5 returns a lazy `Column` object from ``ds[name]``)."""
-    return ds.data.column(name).to_pylist()
+    """One column as a Python list (datasets 5 returns a lazy `Column` object from ``ds[name]``). Read
+    through the Arrow format, which applies the indices mapping of a `select` / carved split: ``ds.data`` is
+    the whole table under it (a carved train split read that way also holds the validation rows)."""
+    return ds.with_format("arrow")[name].to_pylist()
 
 
 def require_columns(ds: Dataset, split: str, columns: dict[str, str | None]) -> None:
@@ -223,11 +227,36 @@ class SeqDataModule(LightningDataModule):
             sampler = LengthGroupedSampler([len(x) for x in column(train, "input_ids")], self.batch_size, seed)
         return self._loader(train, train=True, collate_fn=self.collate, sampler=sampler)
 
+    def transfer_batch_to_device(self, batch, device, dataloader_idx):
+        return keep_lengths_on_cpu(batch, super().transfer_batch_to_device, device, dataloader_idx)
+
     def val_dataloader(self):
-        return self._loader(self.split("validation"), train=False, collate_fn=self.collate)
+        return self._eval_loader("validation")
 
     def test_dataloader(self):
-        return self._loader(self.split("test"), train=False, collate_fn=self.collate)
+        return self._eval_loader("test")
+
+    def eval_order(self, split: str) -> list[int]:
+        """The rows of `split` longest first, as its evaluation loader yields them: batches of similar lengths
+        waste little on padding, and the longest batch comes first, so a too-large `eval_batch_size` fails at
+        once. Ties keep the row order (a stable sort), so the order is the same on every call."""
+        lengths = [len(ids) for ids in column(self.split(split), "input_ids")]
+        return sorted(range(len(lengths)), key=lambda i: -lengths[i])
+
+    def in_row_order(self, rows: list, split: str = "test") -> list:
+        """Per-row results in the order `eval_order` yields them (`trainer.predict` over
+        ``test_dataloader()``, what `seqlab.train.write_predictions` runs), back in the split's row order."""
+        order = self.eval_order(split)
+        if len(rows) != len(order):
+            raise ValueError(f"{len(rows)} results for the {len(order)} rows of split '{split}'")
+        out = [None] * len(rows)
+        for position, row in enumerate(order):
+            out[row] = rows[position]
+        return out
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        order = self.eval_order(split)
+        return self._loader(self.split(split), train=False, collate_fn=self.collate, sampler=order)
 
     def _loader(self, dataset, *, train: bool, collate_fn=None, sampler=None, batch_sampler=None) -> DataLoader:
         kwargs = dict(

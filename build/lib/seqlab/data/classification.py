@@ -153,7 +153,8 @@ class TextClassificationDataModule(SeqDataModule):
         self.label_vocab = LabelVocab(state["labels"], origin="the checkpoint's labels (ckpt_path)")
 
     def predictions(self, outputs) -> list[dict[str, Any]]:
-        """`trainer.predict` outputs (class probabilities (B, C) per batch) as one record per row, in order:
+        """`trainer.predict` outputs over ``test_dataloader()`` (class probabilities (B, C) per batch, rows in
+        length order) as one record per test row, in the split's row order:
         ``{"prediction": label, "probs": {label: p}}``."""
         labels = self.label_vocab.labels
         rows = []
@@ -161,7 +162,7 @@ class TextClassificationDataModule(SeqDataModule):
             for p in probs.float().tolist():
                 best = max(range(len(p)), key=p.__getitem__)
                 rows.append({"prediction": labels[best], "probs": {str(lab): round(x, 6) for lab, x in zip(labels, p, strict=True)}})
-        return rows
+        return self.in_row_order(rows, "test")
 
     # ---- what the model needs to know about the data -----------------------------------------------
     @property

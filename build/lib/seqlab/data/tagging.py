@@ -24,7 +24,7 @@ from seqlab.data.base import (
 from seqlab.data.collate import IGNORE_INDEX, PadCollator, pad_sequences
 from seqlab.data.tokenizers import FitWordTokenizer, tokenizer_from_state
 from seqlab.data.vocab import LabelVocab
-from seqlab.metrics.spans import check_tags, close_tags, iob1_to_iob2
+from seqlab.labels import check_tags, close_tags, iob1_to_iob2
 
 log = logging.getLogger(__name__)
 
@@ -258,10 +258,13 @@ class TokenClassificationDataModule(SeqDataModule):
         self.char_vocab = state.get("chars")
 
     def predictions(self, outputs) -> list[dict[str, Any]]:
-        """`trainer.predict` outputs (tag ids per word (B, W), -100 past the end) as one record per sentence, in
-        order: ``{"prediction": [tag per word]}`` (words cut by max_seq_length get no tag)."""
+        """`trainer.predict` outputs over ``test_dataloader()`` (tag ids per word (B, W), -100 past the end;
+        rows in length order) as one record per test sentence, in the split's row order:
+        ``{"prediction": [tag per word]}`` (words cut by max_seq_length get no tag)."""
         tags = self.label_vocab.labels
-        return [{"prediction": [tags[i] for i in row if i != IGNORE_INDEX]} for ids in outputs for row in ids.tolist()]
+        ids = [row for batch in outputs for row in batch.tolist()]  # (rows, W) in loader order
+        rows = [{"prediction": [tags[i] for i in row if i != IGNORE_INDEX]} for row in ids]
+        return self.in_row_order(rows, "test")
 
     # ---- what the model needs to know about the data -----------------------------------------------
     @property

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from seqlab.data.collate import IGNORE_INDEX  # what `decode` writes at padded positions
+from seqlab.labels import IGNORE_INDEX  # what `decode` writes at padded positions
 
 
 class CRF(nn.Module):
@@ -31,14 +31,16 @@ class CRF(nn.Module):
         self.end_transitions = nn.Parameter(torch.empty(num_tags).uniform_(-0.1, 0.1))
         self.transitions = nn.Parameter(torch.empty(num_tags, num_tags).uniform_(-0.1, 0.1))
 
-    def forward(self, emissions: Tensor, tags: Tensor, mask: Tensor) -> Tensor:
+    def forward(self, emissions: Tensor, tags: Tensor, mask: Tensor, lengths: Tensor | None = None) -> Tensor:
         """Negative log-likelihood of `tags`, averaged over the batch.
 
-        emissions (B, T, C); tags (B, T), any value at padded positions (-100 is fine); mask (B, T) bool.
+        emissions (B, T, C); tags (B, T), any value at padded positions (-100 is fine); mask (B, T) bool;
+        lengths (B,): ``mask.sum(1)`` when the caller has it already (any device), else summed here.
         """
         mask = self._check(emissions, mask)
         tags = tags.masked_fill(~mask, 0)  # padded positions are never read, but must be valid indices
-        return (self._log_partition(emissions, mask) - self._score(emissions, tags, mask)).mean()
+        lengths = self._lengths(mask, lengths)
+        return (self._log_partition(emissions, mask) - self._score(emissions, tags, mask, lengths)).mean()
 
     def _check(self, emissions: Tensor, mask: Tensor) -> Tensor:
         if emissions.dim() != 3 or emissions.size(-1) != self.num_tags:
@@ -50,13 +52,18 @@ class CRF(nn.Module):
             raise ValueError("CRF: every sequence needs a real first token (length >= 1, prefix mask)")
         return mask
 
-    def _score(self, emissions: Tensor, tags: Tensor, mask: Tensor) -> Tensor:
+    @staticmethod
+    def _lengths(mask: Tensor, lengths: Tensor | None) -> Tensor:
+        """(B,) real positions of each row, on the mask's device."""
+        return mask.sum(1) if lengths is None else lengths.to(mask.device, non_blocking=True)
+
+    def _score(self, emissions: Tensor, tags: Tensor, mask: Tensor, lengths: Tensor) -> Tensor:
         """score(y) of the given paths: (B,)."""
         B, T, _ = emissions.shape
         m = mask.to(emissions.dtype)  # (B, T)
         emit = emissions.gather(2, tags.unsqueeze(-1)).squeeze(-1)  # (B, T): e[t, y_t]
         trans = self.transitions[tags[:, :-1], tags[:, 1:]]  # (B, T-1): trans[y_{t-1}, y_t]
-        last = tags.gather(1, (mask.sum(1) - 1).unsqueeze(1)).squeeze(1)  # (B,) tag at the last real token
+        last = tags.gather(1, (lengths - 1).unsqueeze(1)).squeeze(1)  # (B,) tag at the last real token
         return (
             self.start_transitions[tags[:, 0]]
             + (emit * m).sum(1)
@@ -74,8 +81,9 @@ class CRF(nn.Module):
         return torch.logsumexp(alpha + self.end_transitions, dim=1)
 
     @torch.no_grad()
-    def decode(self, emissions: Tensor, mask: Tensor) -> Tensor:
-        """Viterbi: the best tag path of each row, (B, T) long, with -100 at padded positions."""
+    def decode(self, emissions: Tensor, mask: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """Viterbi: the best tag path of each row, (B, T) long, with -100 at padded positions.
+        `lengths` (B,): ``mask.sum(1)``, when the caller has it already."""
         mask = self._check(emissions, mask)
         B, T, _ = emissions.shape
         score = self.start_transitions + emissions[:, 0]  # (B, C): best path score ending in each tag
@@ -85,7 +93,7 @@ class CRF(nn.Module):
             backpointers.append(prev)
             score = torch.where(mask[:, t].unsqueeze(1), best + emissions[:, t], score)
         cur = (score + self.end_transitions).argmax(dim=1)  # (B,) tag at each row's last real token
-        lengths = mask.sum(1)  # (B,)
+        lengths = self._lengths(mask, lengths)  # (B,)
         out = torch.full((B, T), IGNORE_INDEX, dtype=torch.long, device=emissions.device)
         for t in range(T - 1, -1, -1):
             real = t < lengths  # (B,); for t >= length, `cur` still holds the last real token's tag

@@ -27,10 +27,22 @@ class Pooler(nn.Module):
         self.mode = mode
         self.num_directions = num_directions
 
-    def forward(self, hidden: Tensor, attention_mask: Tensor, pooler_output: Tensor | None = None) -> Tensor:
+    def forward(
+        self,
+        hidden: Tensor,
+        attention_mask: Tensor,
+        pooler_output: Tensor | None = None,
+        lengths: Tensor | None = None,
+    ) -> Tensor:
+        """`lengths` (B,): the collator's ``attention_mask.sum(1)`` (on any device), so that ``mean`` and
+        ``last`` need not sum the mask again; the result is the same without it."""
         mask = attention_mask.bool().unsqueeze(-1)  # (B, T, 1)
+        if self.mode in ("mean", "last"):
+            # (B,); a CPU -> device copy of the collator's lengths needs no sync
+            given = lengths is not None
+            counts = lengths.to(hidden.device, non_blocking=True) if given else attention_mask.sum(1)
         if self.mode == "mean":
-            return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+            return (hidden * mask).sum(1) / counts.unsqueeze(1).clamp(min=1)
         if self.mode == "max":
             return hidden.masked_fill(~mask, torch.finfo(hidden.dtype).min).max(dim=1).values
         if self.mode in ("first", "cls"):
@@ -39,7 +51,7 @@ class Pooler(nn.Module):
             if pooler_output is None:
                 raise ValueError("model.pooling=pooler: the encoder returned no pooler_output")
             return pooler_output
-        last = attention_mask.sum(1) - 1  # (B,) index of the last real token
+        last = counts - 1  # (B,) index of the last real token
         rows = torch.arange(hidden.size(0), device=hidden.device)
         if self.num_directions == 1:
             return hidden[rows, last]

@@ -12,6 +12,7 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from seqlab.checkpoint import SelfRebuilding
+from seqlab.data.collate import LENGTHS
 from seqlab.models.pooling import Pooler
 from seqlab.tasks.optim import build_optimizers
 
@@ -63,14 +64,18 @@ class TextClassificationTask(SelfRebuilding, LightningModule):
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor, **extra_inputs: Tensor) -> Tensor:
-        """Logits (B, C). `extra_inputs`: what the encoder reads besides ids and mask (`Encoder.extra_inputs`)."""
-        out = self.encoder(input_ids, attention_mask, **extra_inputs)
-        pooled = self.pooler(out.last_hidden_state, attention_mask, out.pooler_output)  # (B, H)
+    def forward(
+        self, input_ids: Tensor, attention_mask: Tensor, lengths: Tensor | None = None, **extra_inputs: Tensor
+    ) -> Tensor:
+        """Logits (B, C). `lengths` (B,): the collator's real-token counts on the CPU, if known (the encoder
+        contract); `extra_inputs`: what the encoder reads besides ids and mask (`Encoder.extra_inputs`)."""
+        out = self.encoder(input_ids, attention_mask, lengths=lengths, **extra_inputs)
+        pooled = self.pooler(out.last_hidden_state, attention_mask, out.pooler_output, lengths)  # (B, H)
         return self.head(self.dropout(pooled))  # (B, C)
 
     def logits(self, batch: dict[str, Tensor]) -> Tensor:
-        return self(batch["input_ids"], batch["attention_mask"], **self.encoder.extra_kwargs(batch))
+        extra = self.encoder.extra_kwargs(batch)
+        return self(batch["input_ids"], batch["attention_mask"], batch.get(LENGTHS), **extra)
 
     def _shared_step(self, batch: dict[str, Tensor], stage: str, metrics: MetricCollection) -> Tensor:
         logits = self.logits(batch)

@@ -15,37 +15,18 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import torch
 import torch.nn.functional as F
 from lightning import LightningModule
 from torch import Tensor, nn
-from torchmetrics import Metric
 
 from seqlab.checkpoint import SelfRebuilding
-from seqlab.data.collate import IGNORE_INDEX
+from seqlab.labels import IGNORE_INDEX
+from seqlab.metrics.perplexity import TokenPerplexity
 from seqlab.tasks.optim import build_optimizers
 
 log = logging.getLogger(__name__)
 
 STAGES = ("train", "val", "test", "predict")
-
-
-class TokenPerplexity(Metric):
-    """exp(summed token loss / token count); the sums add up across batches and DDP ranks."""
-
-    full_state_update = False
-
-    def __init__(self):
-        super().__init__()
-        self.add_state("loss_sum", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
-        self.add_state("count", default=torch.tensor(0, dtype=torch.long), dist_reduce_fx="sum")
-
-    def update(self, loss_sum: Tensor, count: Tensor | int) -> None:
-        self.loss_sum += loss_sum.detach().double()
-        self.count += count
-
-    def compute(self) -> Tensor:
-        return torch.exp(self.loss_sum / self.count.clamp(min=1)).float()
 
 
 def detach_state(state: Any) -> Any:

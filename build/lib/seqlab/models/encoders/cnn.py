@@ -38,7 +38,10 @@ class CNNEncoder(Encoder):
         self.convs = nn.ModuleList(nn.Conv1d(embed_dim, hidden_size, k, padding="same") for k in kernel_sizes)
         self.output_dim = hidden_size * len(kernel_sizes)  # not causal: a window sees words on both sides
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor, state=None) -> EncoderOutput:
+    def forward(
+        self, input_ids: Tensor, attention_mask: Tensor, state=None, lengths: Tensor | None = None
+    ) -> EncoderOutput:
+        # `lengths` is ignored: the mask zeroes padding, nothing here needs a count (the encoder contract).
         mask = attention_mask.unsqueeze(-1).to(self.embedding.weight.dtype)  # (B, T, 1)
         x = self.dropout(self.embedding(input_ids)) * mask  # (B, T, E), zero at padding
         x = x.transpose(1, 2)  # (B, E, T): Conv1d wants channels first
