@@ -81,14 +81,18 @@ class Predictor:
         ids = self._lm_ids(prompt)[:-1] if self._eos is not None else self._lm_ids(prompt)  # no closing <eos>
         if not ids:
             raise ValueError("generate needs a prompt with at least one word (or a model trained with <eos>)")
+        # A recurrent encoder carries its state, so each step reads only the new word; a stateless one (a causal
+        # Transformer) returns no state and reads the growing context, cut to its max_length.
+        window = getattr(self.model.encoder, "max_length", None)
+        context, words, state = list(ids), [], None
         x = torch.tensor([ids], device=self.device)
-        words, state = [], None
         for _ in range(n):
             log_probs, state = self.model(x, torch.ones_like(x), state)  # (1, T, V)
             probs = (log_probs[0, -1] / temperature).softmax(-1).cpu()
             nxt = int(torch.multinomial(probs, 1, generator=g))
             words.append(self.tokenizer.decode([nxt])[0])
-            x = torch.tensor([[nxt]], device=self.device)
+            context.append(nxt)
+            x = torch.tensor([[nxt] if state is not None else context[-window:] if window else context], device=self.device)
         return " ".join([prompt.strip(), *words])
 
     # ---- classification ----------------------------------------------------------------------------

@@ -178,3 +178,20 @@ def test_a_checkpoint_of_another_task_is_named_as_such(tagger_run, tmp_path):
     with pytest.raises(ValueError, match=r"holds a SequenceTaggingTask, but this run builds a TextClassificationTask: "
                                          r"the checkpoint belongs to another task"):
         run(compose_cfg("+experiment=lstm", f"ckpt_path={tagger_run['best_model_path']}", *QUICK, output_dir=tmp_path))
+
+
+def test_generate_with_a_stateless_causal_transformer_reads_the_growing_context():
+    from seqlab.data.tokenizers import WordTokenizer
+    from seqlab.models.encoders.transformer import TransformerEncoder
+    from seqlab.predictor import Predictor
+
+    tok = WordTokenizer.fit(["a b c d e f"])
+    torch.manual_seed(0)
+    enc = TransformerEncoder(tok.vocab_size, d_model=8, num_heads=2, num_layers=1, ffn_dim=16, max_length=4, causal=True)
+    lm = LanguageModelTask(enc, tok.vocab_size, optimizer=torch.optim.Adam)
+    seen = []
+    enc.register_forward_hook(lambda m, args, out: seen.append(args[0].shape[1]))
+    p = Predictor(lm, {"tokenizer": tok.state(), "hparams": {"add_eos": False}})
+    text = p.generate("a b", n=6, seed=0)
+    assert len(text.split()) == 8
+    assert seen == [2, 3, 4, 4, 4, 4]  # the whole context each step, cut to max_length=4

@@ -83,7 +83,8 @@ class LanguageModelTask(SelfRebuilding, LightningModule):
         if not encoder.causal:
             raise ValueError(
                 f"model.encoder ({type(encoder).__name__}) is not causal: its output at word t has read words after t, "
-                "which a language model predicts (use a unidirectional RNN: model.encoder.bidirectional=false)"
+                "which a language model predicts (a unidirectional RNN: model.encoder.bidirectional=false; a Transformer: "
+                "model.encoder.causal=true)"
             )
         self.encoder = encoder
         self.dropout = nn.Dropout(dropout)

@@ -12,9 +12,10 @@ from seqlab.models.encoders.cnn import CNNEncoder
 from seqlab.models.encoders.embedding import EmbeddingEncoder
 from seqlab.models.encoders.hf import HFEncoder
 from seqlab.models.encoders.rnn import RNNEncoder
+from seqlab.models.encoders.transformer import TransformerEncoder
 
 
-@pytest.mark.parametrize("cls", [RNNEncoder, CNNEncoder, EmbeddingEncoder, HFEncoder])
+@pytest.mark.parametrize("cls", [RNNEncoder, CNNEncoder, EmbeddingEncoder, HFEncoder, TransformerEncoder])
 def test_every_encoder_takes_optional_lengths(cls):
     param = inspect.signature(cls.forward).parameters.get("lengths")
     assert param is not None and param.default is None
@@ -26,6 +27,7 @@ def test_every_encoder_takes_optional_lengths(cls):
         lambda: RNNEncoder(20, embed_dim=8, hidden_size=8, bidirectional=True),
         lambda: CNNEncoder(20, embed_dim=8, hidden_size=4),
         lambda: EmbeddingEncoder(20, embed_dim=8),
+        lambda: TransformerEncoder(20, d_model=8, num_heads=2, num_layers=1, ffn_dim=16),
     ],
 )
 def test_outputs_are_the_same_with_and_without_lengths(make):
