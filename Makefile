@@ -26,6 +26,7 @@ test: install
 
 lint: install
 	$(VENV)/bin/ruff check seqlab tests benchmarks
+	$(VENV)/bin/ruff format --check seqlab tests benchmarks
 
 clean:
 	rm -rf outputs multirun .pytest_cache

@@ -40,9 +40,20 @@ ROWS = [
 def run_row(experiment: str, overrides: list[str], data_dir: Path) -> tuple[dict, float]:
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
-        cmd = [sys.executable, "-m", "seqlab", "train", f"+experiment={experiment}", f"paths.data_dir={data_dir}",
-               f"hydra.run.dir={tmp}", "callbacks.rich_progress_bar=null", *overrides]
-        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        cmd = [
+            sys.executable,
+            "-m",
+            "seqlab",
+            "train",
+            f"+experiment={experiment}",
+            f"paths.data_dir={data_dir}",
+            f"hydra.run.dir={tmp}",
+            "callbacks.rich_progress_bar=null",
+            *overrides,
+        ]
+        proc = subprocess.run(
+            cmd, cwd=REPO, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+        )
         minutes = (time.perf_counter() - start) / 60
         if proc.returncode != 0:
             print(proc.stdout[-2000:], proc.stderr[-4000:], file=sys.stderr)
@@ -51,18 +62,25 @@ def run_row(experiment: str, overrides: list[str], data_dir: Path) -> tuple[dict
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", choices=["embedded", "real", "pretrained"], help="run one group of rows")
     parser.add_argument("--experiment", action="append", help="run only these experiments (repeatable)")
-    parser.add_argument("--data-dir", type=Path,
-                        default=Path(os.environ.get("SEQLAB_DATA_DIR", REPO.parent / "shared" / "data")))
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("SEQLAB_DATA_DIR", REPO.parent / "shared" / "data")),
+    )
     args = parser.parse_args()
     lines = ["| dataset | model (experiment) | metric | value | minutes |", "|---|---|---|---|---|"]
     for group, dataset, experiment, metric, overrides in ROWS:
         if (args.only and group != args.only) or (args.experiment and experiment not in args.experiment):
             continue
         summary, minutes = run_row(experiment, overrides, args.data_dir)
-        lines.append(f"| {dataset} | `{experiment}` | {metric} | {summary['test'][metric]:.4f} | {minutes:.1f} |")
+        lines.append(
+            f"| {dataset} | `{experiment}` | {metric} | {summary['test'][metric]:.4f} | {minutes:.1f} |"
+        )
         print(lines[-1], flush=True)
     print("\n".join(lines))
 

@@ -43,9 +43,13 @@ class SelfRebuilding:
     with the config's nested dicts (the encoder as a dict), which cannot work."""
 
     @classmethod
-    def load_from_checkpoint(cls, checkpoint_path, map_location=None, hparams_file=None, strict=None, **kwargs):
+    def load_from_checkpoint(
+        cls, checkpoint_path, map_location=None, hparams_file=None, strict=None, **kwargs
+    ):
         if hparams_file is not None or kwargs:
-            raise ValueError("seqlab checkpoints carry their own config: load_from_checkpoint takes only the path")
+            raise ValueError(
+                "seqlab checkpoints carry their own config: load_from_checkpoint takes only the path"
+            )
         task = load_task(checkpoint_path)
         if not isinstance(task, cls):
             raise ValueError(f"{checkpoint_path} holds a {type(task).__name__}, not a {cls.__name__}")
@@ -62,7 +66,9 @@ def load_task(path: str | Path) -> LightningModule:
     ckpt = read(path)
     cfg = ckpt.get("hyper_parameters") or {}
     if "_target_" not in cfg:
-        raise ValueError(f"{path}: no model config in the checkpoint's hyper_parameters; was it written by seqlab train?")
+        raise ValueError(
+            f"{path}: no model config in the checkpoint's hyper_parameters; was it written by seqlab train?"
+        )
     model = instantiate(cfg)
     model.load_state_dict(ckpt["state_dict"])
     return model.eval()
@@ -83,8 +89,10 @@ def data_config(path: str | Path) -> dict[str, Any]:
     """The data config a checkpoint was trained with (see `SaveDataConfig`)."""
     cfg = read(path).get("seqlab", {}).get("data")
     if cfg is None:
-        raise ValueError(f"{path}: the checkpoint has no data config (written by an older seqlab); evaluate it with "
-                         "`seqlab train <the run's overrides> train=false ckpt_path=...`")
+        raise ValueError(
+            f"{path}: the checkpoint has no data config (written by an older seqlab); evaluate it with "
+            "`seqlab train <the run's overrides> train=false ckpt_path=...`"
+        )
     return cfg
 
 

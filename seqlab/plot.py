@@ -163,7 +163,9 @@ def best_point(points: Points, mode: str, best_score: float | None = None) -> tu
 def metrics_file(run_dir: Path) -> Path:
     path = Path(run_dir) / "csv" / "metrics.csv"
     if not path.is_file():
-        raise FileNotFoundError(f"{run_dir}: no csv/metrics.csv; is it a seqlab run folder (outputs/<date>/<time>)?")
+        raise FileNotFoundError(
+            f"{run_dir}: no csv/metrics.csv; is it a seqlab run folder (outputs/<date>/<time>)?"
+        )
     return path
 
 
@@ -190,9 +192,14 @@ def load_run(run_dir: Path) -> RunCurves:
     mode = mode if mode in ("min", "max") else infer_mode(monitor)  # absent, or an unresolved interpolation
     best = summary.get("best_score")
     return RunCurves(
-        path=run_dir, monitor=monitor, mode=mode, best_score=float(best) if best is not None else None,
-        best_model_path=summary.get("best_model_path"), overrides=[str(o) for o in overrides],
-        train_loss=train_loss(rows), val_loss=series(rows, "val/loss"),
+        path=run_dir,
+        monitor=monitor,
+        mode=mode,
+        best_score=float(best) if best is not None else None,
+        best_model_path=summary.get("best_model_path"),
+        overrides=[str(o) for o in overrides],
+        train_loss=train_loss(rows),
+        val_loss=series(rows, "val/loss"),
         monitored=series(rows, monitor) if monitor else [],
     )
 
@@ -209,7 +216,11 @@ def run_labels(runs: Sequence[RunCurves]) -> list[str]:
             labels.append(" ".join(own))
         else:
             # one run: outputs/<date>/<time> -> "<date>/<time>"
-            rel = os.path.relpath(run.path.resolve(), parent) if len(runs) > 1 else "/".join(run.path.parts[-2:])
+            rel = (
+                os.path.relpath(run.path.resolve(), parent)
+                if len(runs) > 1
+                else "/".join(run.path.parts[-2:])
+            )
             labels.append(rel if rel != "." else run.path.name)
     return labels
 
@@ -236,10 +247,14 @@ def expand_runs(paths: Sequence[Path]) -> list[Path]:
         if (path / "csv" / "metrics.csv").is_file():
             runs.append(path)
             continue
-        jobs = sorted((p for p in path.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name))
+        jobs = sorted(
+            (p for p in path.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name)
+        )
         done = [j for j in jobs if (j / "csv" / "metrics.csv").is_file()]
         if not done:
-            raise UsageError(f"{path}: no csv/metrics.csv; is it a seqlab run folder (outputs/<date>/<time>)?")
+            raise UsageError(
+                f"{path}: no csv/metrics.csv; is it a seqlab run folder (outputs/<date>/<time>)?"
+            )
         for job in jobs:
             if job not in done:
                 print(f"seqlab plot: skipping {job}: no csv/metrics.csv", file=sys.stderr)
@@ -259,7 +274,9 @@ def draw_curves(run_dirs: Sequence[Path], output: Path | None = None) -> Path:
         raise ValueError("draw_curves: no run folder given")
     runs = [load_run(Path(d)) for d in run_dirs]
     if not any(r.train_loss or r.val_loss or r.monitored for r in runs):
-        raise ValueError(f"{', '.join(str(d) for d in run_dirs)}: metrics.csv has no train/ or val/ metrics yet")
+        raise ValueError(
+            f"{', '.join(str(d) for d in run_dirs)}: metrics.csv has no train/ or val/ metrics yet"
+        )
     try:
         from matplotlib.figure import Figure
     except ImportError:
@@ -300,8 +317,16 @@ def draw_monitored(ax, run: RunCurves, prefix: str, color: str) -> None:
     x, value = best
     ckpt = f", {Path(run.best_model_path).name}" if run.best_model_path else ""
     ax.axvline(x, color=color, linestyle=":", linewidth=1)
-    ax.plot([x], [value], marker="*", markersize=14, color=color, markeredgecolor="black", linestyle="none",
-            label=f"{prefix}best {value:.4g} after {x:.3g} epochs{ckpt}")
+    ax.plot(
+        [x],
+        [value],
+        marker="*",
+        markersize=14,
+        color=color,
+        markeredgecolor="black",
+        linestyle="none",
+        label=f"{prefix}best {value:.4g} after {x:.3g} epochs{ckpt}",
+    )
 
 
 def style_loss_axis(ax, runs: Sequence[RunCurves]) -> None:
@@ -316,7 +341,9 @@ def style_loss_axis(ax, runs: Sequence[RunCurves]) -> None:
 def style_metric_axis(ax, runs: Sequence[RunCurves]) -> None:
     monitors = sorted({f"{r.monitor} ({r.mode})" for r in runs if r.monitor})
     if not any(r.monitored for r in runs):
-        ax.text(0.5, 0.5, "no monitored metric in metrics.csv", ha="center", va="center", transform=ax.transAxes)
+        ax.text(
+            0.5, 0.5, "no monitored metric in metrics.csv", ha="center", va="center", transform=ax.transAxes
+        )
     names = " / ".join(sorted({r.monitor for r in runs if r.monitor}))
     ax.set(title=", ".join(monitors) or "monitored metric", xlabel="epochs trained", ylabel=names)
     finish_axis(ax)

@@ -12,9 +12,15 @@ from seqlab.checkpoint import data_state, load_task, read
 from seqlab.train import run
 from tests.conftest import compose_cfg
 
-QUICK = ["trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
-         "trainer.limit_test_batches=1", "data.max_train_samples=200", "data.max_eval_samples=40",
-         "callbacks.rich_progress_bar=null"]
+QUICK = [
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=2",
+    "trainer.limit_val_batches=1",
+    "trainer.limit_test_batches=1",
+    "data.max_train_samples=200",
+    "data.max_eval_samples=40",
+    "callbacks.rich_progress_bar=null",
+]
 
 
 @pytest.mark.parametrize("experiment", ["lstm", "cnn", "bilstm_conll", "lstm_wikitext2"])

@@ -33,11 +33,17 @@ def own_files(cfg, request, tmp_path) -> list[str]:
     if OmegaConf.select(cfg, "model.encoder._target_", default="").endswith("HFEncoder"):
         extra.append(f"model.encoder.model_name_or_path={request.getfixturevalue('tiny_bert')}")
     hf_files = cfg.data.source._target_.endswith("HFSource") and not uses_shared_data(cfg)
-    if hf_files and (OmegaConf.is_missing(cfg.data.source, "path") or cfg.data.source.data_files.train is None):
+    if hf_files and (
+        OmegaConf.is_missing(cfg.data.source, "path") or cfg.data.source.data_files.train is None
+    ):
         tagging = "tagging" in cfg.data._target_
-        files = (write_tagging if tagging else write_classification)(tmp_path, **({} if tagging else {"n_train": 40}))
-        extra += [f"data.source.path={'jsonl' if tagging else 'csv'}",
-                  *(f"data.source.data_files.{k}={v}" for k, v in files.items())]
+        files = (write_tagging if tagging else write_classification)(
+            tmp_path, **({} if tagging else {"n_train": 40})
+        )
+        extra += [
+            f"data.source.path={'jsonl' if tagging else 'csv'}",
+            *(f"data.source.data_files.{k}={v}" for k, v in files.items()),
+        ]
     return extra
 
 
@@ -61,14 +67,18 @@ def test_experiment_composes_and_instantiates(name, request, tmp_path):
 def test_every_encoder_option_builds(encoder, request, tmp_path):
     cfg = compose_cfg(f"model/encoder={encoder}", output_dir=tmp_path)
     cfg = compose_cfg(f"model/encoder={encoder}", *own_files(cfg, request, tmp_path), output_dir=tmp_path)
-    enc = instantiate(fill_from_data(cfg.model.encoder, {"vocab_size": 50, "pad_token_id": 0}, prefix="model.encoder"))
+    enc = instantiate(
+        fill_from_data(cfg.model.encoder, {"vocab_size": 50, "pad_token_id": 0}, prefix="model.encoder")
+    )
     assert enc.output_dim > 0 and enc.num_directions in (1, 2)
 
 
 @pytest.mark.parametrize("chars", options("model/encoder/char_encoder"))
 def test_every_char_encoder_option_builds_into_the_rnn(chars, tmp_path):
     cfg = compose_cfg(f"+model/encoder/char_encoder={chars}", output_dir=tmp_path)
-    enc = instantiate(fill_from_data(cfg.model.encoder, {"vocab_size": 50, "pad_token_id": 0, "num_chars": 30}))
+    enc = instantiate(
+        fill_from_data(cfg.model.encoder, {"vocab_size": 50, "pad_token_id": 0, "num_chars": 30})
+    )
     assert enc.char_encoder.output_dim > 0
     assert enc.rnn.input_size == cfg.model.encoder.embed_dim + enc.char_encoder.output_dim
 
@@ -77,14 +87,18 @@ def test_every_char_encoder_option_builds_into_the_rnn(chars, tmp_path):
 @pytest.mark.parametrize("scheduler", [None, *options("model/scheduler")])
 def test_every_optimizer_and_scheduler_builds(optimizer, scheduler, tmp_path):
     overrides = [f"model/optimizer={optimizer}"] + ([f"model/scheduler={scheduler}"] if scheduler else [])
-    cfg = fill_from_data(compose_cfg(*overrides, output_dir=tmp_path),
-                         {"vocab_size": 50, "pad_token_id": 0, "num_labels": 2, "labels": ["a", "b"]})
+    cfg = fill_from_data(
+        compose_cfg(*overrides, output_dir=tmp_path),
+        {"vocab_size": 50, "pad_token_id": 0, "num_labels": 2, "labels": ["a", "b"]},
+    )
     params = [torch.nn.Parameter(torch.zeros(3))]
     opt = instantiate(cfg.model.optimizer)(params=params)
     assert opt.param_groups[0]["params"] == params
     if scheduler:
         extra = {"num_training_steps": 10} if scheduler == "hf" else {}  # what build_optimizers passes it
-        instantiate(cfg.model.scheduler)(optimizer=opt, **extra).step(*([1.0] if scheduler == "plateau" else []))
+        instantiate(cfg.model.scheduler)(optimizer=opt, **extra).step(
+            *([1.0] if scheduler == "plateau" else [])
+        )
 
 
 @pytest.mark.parametrize("group", ["callbacks", "logger"])
@@ -116,8 +130,16 @@ def test_every_debug_option_builds_a_trainer(option, tmp_path):
 
 
 def test_fill_from_data_fills_only_missing_and_names_what_is_left():
-    cfg = OmegaConf.create({"a": "???", "enc": {"vocab_size": "???", "pad_token_id": 3}, "heads": [{"num_labels": "???"}]})
+    cfg = OmegaConf.create(
+        {"a": "???", "enc": {"vocab_size": "???", "pad_token_id": 3}, "heads": [{"num_labels": "???"}]}
+    )
     out = fill_from_data(cfg, {"vocab_size": 10, "pad_token_id": 0, "num_labels": 2, "a": 1})
-    assert OmegaConf.to_container(out) == {"a": 1, "enc": {"vocab_size": 10, "pad_token_id": 3}, "heads": [{"num_labels": 2}]}
-    with pytest.raises(ValueError, match=r"model.enc.vocab_size must be set: the data provides only \['num_labels'\]"):
+    assert OmegaConf.to_container(out) == {
+        "a": 1,
+        "enc": {"vocab_size": 10, "pad_token_id": 3},
+        "heads": [{"num_labels": 2}],
+    }
+    with pytest.raises(
+        ValueError, match=r"model.enc.vocab_size must be set: the data provides only \['num_labels'\]"
+    ):
         fill_from_data(cfg, {"num_labels": 2})

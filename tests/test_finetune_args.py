@@ -52,25 +52,35 @@ def test_every_row_maps_to_a_config_key(tmp_path: Path, csv_files):
     ckpt = tmp_path / "last.ckpt"
     ckpt.write_text("")
     argvs = [
-        glue_argv(tmp_path, csv_files, (
-            "--tokenizer_name tok --pooling mean --freeze_layers 2 --max_seq_length 64 "
-            "--max_train_samples 10 --max_eval_samples 5 --max_predict_samples 5 "
-            "--preprocessing_num_workers 2 --text_pair_column_name b "
-            "--label_column_name label --group_by_length --adam_beta2 0.98 --early_stopping_patience 2 "
-            "--save_total_limit 2 --report_to tensorboard --use_cpu --run_name glue --dataset_name csv "
-            "--dataset_config_name x"
-        )),
-        tagging_argv(tmp_path, (
-            "--use_crf --tag_scheme IOB1 --text_column_name tokens --label_column_name tags "
-            "--eval_strategy steps --eval_steps 10 --save_strategy steps --save_steps 25 --max_steps 100 "
-            "--warmup_steps 0.1 --fp16 "
-            "--disable_tqdm True"
-        )),
+        glue_argv(
+            tmp_path,
+            csv_files,
+            (
+                "--tokenizer_name tok --pooling mean --freeze_layers 2 --max_seq_length 64 "
+                "--max_train_samples 10 --max_eval_samples 5 --max_predict_samples 5 "
+                "--preprocessing_num_workers 2 --text_pair_column_name b "
+                "--label_column_name label --group_by_length --adam_beta2 0.98 --early_stopping_patience 2 "
+                "--save_total_limit 2 --report_to tensorboard --use_cpu --run_name glue --dataset_name csv "
+                "--dataset_config_name x"
+            ),
+        ),
+        tagging_argv(
+            tmp_path,
+            (
+                "--use_crf --tag_scheme IOB1 --text_column_name tokens --label_column_name tags "
+                "--eval_strategy steps --eval_steps 10 --save_strategy steps --save_steps 25 --max_steps 100 "
+                "--warmup_steps 0.1 --fp16 "
+                "--disable_tqdm True"
+            ),
+        ),
         tagging_argv(tmp_path, "--save_strategy no"),
-        tagging_argv(tmp_path, (
-            f"--save_steps 10 --warmup_steps 5 --save_total_limit 3 --resume_from_checkpoint {ckpt} "
-            f"--gradient_checkpointing --bf16 --use_cpu --validation_file {TINY_CONLL}"
-        )),
+        tagging_argv(
+            tmp_path,
+            (
+                f"--save_steps 10 --warmup_steps 5 --save_total_limit 3 --resume_from_checkpoint {ckpt} "
+                f"--gradient_checkpointing --bf16 --use_cpu --validation_file {TINY_CONLL}"
+            ),
+        ),
     ]
     covered = set()
     for argv in argvs:
@@ -274,8 +284,17 @@ def test_values_are_quoted_for_hydra(tmp_path: Path):
     path = tmp_path / "my data" / "train 1.conll"
     path.parent.mkdir()
     path.write_text(TINY_CONLL.read_text())
-    argv = ["--model_name_or_path", "null", "--train_file", str(path), "--output_dir", str(tmp_path / "o"),
-            "--do_train", "--run_name", "it's"]
+    argv = [
+        "--model_name_or_path",
+        "null",
+        "--train_file",
+        str(path),
+        "--output_dir",
+        str(tmp_path / "o"),
+        "--do_train",
+        "--run_name",
+        "it's",
+    ]
     cfg = compose(to_overrides(argv), tmp_path)
     assert cfg.data.source.data_files.train == str(path)
     assert cfg.model.encoder.model_name_or_path == "null" and cfg.task_name == "it's"
@@ -283,23 +302,36 @@ def test_values_are_quoted_for_hydra(tmp_path: Path):
 
 def test_hf_results():
     summary = {
-        "monitor": "val/acc", "best_score": 0.9, "best_model_path": "ckpt", "eval_ckpt_path": "ckpt",
+        "monitor": "val/acc",
+        "best_score": 0.9,
+        "best_model_path": "ckpt",
+        "eval_ckpt_path": "ckpt",
         "train": {"train/loss": 0.3, "epoch": 2, "global_step": 40},
         "val": {"val/loss": 0.25, "val/acc": 0.9, "val/f1": 0.88},
         "test": {"test/loss": 0.3, "test/acc": 0.85},
         "samples": {"train": 100, "validation": 20, "test": 30},
-        "predictions": None, "export_dir": "out", "output_dir": "out",
+        "predictions": None,
+        "export_dir": "out",
+        "output_dir": "out",
     }
     files = hf_results(summary)
     assert files["train_results.json"] == {"epoch": 2, "train_loss": 0.3, "train_samples": 100}
     assert files["eval_results.json"] == {
-        "epoch": 2, "eval_loss": 0.25, "eval_accuracy": 0.9, "eval_f1": 0.88, "eval_samples": 20,
+        "epoch": 2,
+        "eval_loss": 0.25,
+        "eval_accuracy": 0.9,
+        "eval_f1": 0.88,
+        "eval_samples": 20,
     }
     assert files["predict_results.json"] == {
-        "predict_loss": 0.3, "predict_accuracy": 0.85, "predict_samples": 30,
+        "predict_loss": 0.3,
+        "predict_accuracy": 0.85,
+        "predict_samples": 30,
     }
     assert files["all_results.json"] == {
-        **files["train_results.json"], **files["eval_results.json"], **files["predict_results.json"],
+        **files["train_results.json"],
+        **files["eval_results.json"],
+        **files["predict_results.json"],
     }
     evaluated = hf_results({**summary, "train": {}, "test": {}})  # --do_eval alone
     assert set(evaluated) == {"eval_results.json", "all_results.json"}
@@ -340,9 +372,13 @@ def test_main_writes_hf_result_files(tmp_path: Path, csv_files, monkeypatch):
         assert f"hydra.run.dir={out}" in overrides and "predict=true" in overrides
         out.mkdir()
         (out / "predictions.jsonl").write_text('{"prediction": "pos"}\n{"prediction": "neg"}\n')
-        summary = {"train": {"train/loss": 0.5, "epoch": 2, "global_step": 4}, "val": {"val/acc": 1.0},
-                   "test": {"test/acc": 0.5}, "samples": {"train": 2, "validation": 2, "test": 2},
-                   "predictions": str(out / "predictions.jsonl")}
+        summary = {
+            "train": {"train/loss": 0.5, "epoch": 2, "global_step": 4},
+            "val": {"val/acc": 1.0},
+            "test": {"test/acc": 0.5},
+            "samples": {"train": 2, "validation": 2, "test": 2},
+            "predictions": str(out / "predictions.jsonl"),
+        }
         (out / "summary.json").write_text(json.dumps(summary))
 
     monkeypatch.setattr(finetune, "_train", fake_train)

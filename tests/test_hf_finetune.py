@@ -23,7 +23,10 @@ CASES = {
     "tagging_crf": ("finetune_tagging", ["data.tag_scheme=IOB2", "model.use_crf=true"]),
 }
 TAGS = {"B-LOC", "B-PER", "I-LOC", "I-PER", "O"}  # the generated data's tags, closed under IOB2
-AUTO = {"finetune_classification": "AutoModelForSequenceClassification", "finetune_tagging": "AutoModelForTokenClassification"}
+AUTO = {
+    "finetune_classification": "AutoModelForSequenceClassification",
+    "finetune_tagging": "AutoModelForTokenClassification",
+}
 
 
 def epoch_metrics(run_dir: Path) -> dict[str, list[float]]:
@@ -48,10 +51,19 @@ def test_finetune_recipe_end_to_end(case, tiny_bert, tmp_path):
         files, fmt = write_classification(data_dir, pairs=case == "pair"), "csv"
     export = tmp_path / "export"
     cfg = compose_cfg(
-        f"+experiment={experiment}", f"model.encoder.model_name_or_path={tiny_bert}", f"data.source.path={fmt}",
-        *(f"data.source.data_files.{k}={v}" for k, v in files.items()), *extra,
-        "model.optimizer.lr=1e-3", "data.batch_size=16", "trainer.max_epochs=4", "trainer.log_every_n_steps=5",
-        "validate=true", "predict=true", f"save_pretrained={export}", "callbacks.rich_progress_bar=null",
+        f"+experiment={experiment}",
+        f"model.encoder.model_name_or_path={tiny_bert}",
+        f"data.source.path={fmt}",
+        *(f"data.source.data_files.{k}={v}" for k, v in files.items()),
+        *extra,
+        "model.optimizer.lr=1e-3",
+        "data.batch_size=16",
+        "trainer.max_epochs=4",
+        "trainer.log_every_n_steps=5",
+        "validate=true",
+        "predict=true",
+        f"save_pretrained={export}",
+        "callbacks.rich_progress_bar=null",
         output_dir=tmp_path / "run",
     )
     summary = run(cfg)
@@ -63,7 +75,9 @@ def test_finetune_recipe_end_to_end(case, tiny_bert, tmp_path):
     # The evaluated checkpoint is the best by the monitored value (val/loss, min), and re-validating it gives that value.
     val_losses = metrics["val/loss"]
     best_epoch = min(range(len(val_losses)), key=val_losses.__getitem__)
-    assert summary["monitor"] == "val/loss" and summary["best_score"] == pytest.approx(min(val_losses), abs=1e-6)
+    assert summary["monitor"] == "val/loss" and summary["best_score"] == pytest.approx(
+        min(val_losses), abs=1e-6
+    )
     assert f"epoch{best_epoch:03d}" in Path(summary["eval_ckpt_path"]).name
     assert summary["val"]["val/loss"] == pytest.approx(min(val_losses), abs=1e-5)
     n_test = summary["samples"]["test"]
@@ -100,8 +114,10 @@ def test_finetune_recipe_end_to_end(case, tiny_bert, tmp_path):
         torch.testing.assert_close(logits, expected, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("case", ["single", pytest.param("pair", marks=pytest.mark.slow),
-                                  pytest.param("tagging", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "case",
+    ["single", pytest.param("pair", marks=pytest.mark.slow), pytest.param("tagging", marks=pytest.mark.slow)],
+)
 def test_finetune_command_with_hf_flags_writes_hf_outputs(case, tiny_bert, tmp_path):
     """`seqlab finetune` as an HF user types it (run_glue / run_ner flags; the task inferred from the data), in a
     subprocess: HF's result files, the model in HF layout, loadable with the matching Auto class."""
@@ -112,26 +128,71 @@ def test_finetune_command_with_hf_flags_writes_hf_outputs(case, tiny_bert, tmp_p
     import transformers
 
     if case == "tagging":
-        files, auto, columns = write_tagging(tmp_path, n_train=64, n_eval=16), "AutoModelForTokenClassification", []
+        files, auto, columns = (
+            write_tagging(tmp_path, n_train=64, n_eval=16),
+            "AutoModelForTokenClassification",
+            [],
+        )
     else:
-        files, auto = write_classification(tmp_path, pairs=case == "pair", n_train=64, n_eval=16), AUTO["finetune_classification"]
-        columns = ["--text_column_name", "premise", "--text_pair_column_name", "hypothesis"] if case == "pair" else []
+        files, auto = (
+            write_classification(tmp_path, pairs=case == "pair", n_train=64, n_eval=16),
+            AUTO["finetune_classification"],
+        )
+        columns = (
+            ["--text_column_name", "premise", "--text_pair_column_name", "hypothesis"]
+            if case == "pair"
+            else []
+        )
     metric = "f1" if case == "tagging" else "accuracy"
     out = tmp_path / "out"
     argv = [
-        "--model_name_or_path", str(tiny_bert), "--train_file", files["train"], "--validation_file", files["validation"],
-        "--test_file", files["test"], *columns, "--do_train", "--do_eval", "--do_predict", "--num_train_epochs", "2",
-        "--per_device_train_batch_size", "16", "--learning_rate", "1e-3", "--eval_strategy", "epoch",
-        "--save_strategy", "epoch", "--save_total_limit", "1", "--load_best_model_at_end",
-        "--metric_for_best_model", metric, "--logging_steps", "2", "--output_dir", str(out),
+        "--model_name_or_path",
+        str(tiny_bert),
+        "--train_file",
+        files["train"],
+        "--validation_file",
+        files["validation"],
+        "--test_file",
+        files["test"],
+        *columns,
+        "--do_train",
+        "--do_eval",
+        "--do_predict",
+        "--num_train_epochs",
+        "2",
+        "--per_device_train_batch_size",
+        "16",
+        "--learning_rate",
+        "1e-3",
+        "--eval_strategy",
+        "epoch",
+        "--save_strategy",
+        "epoch",
+        "--save_total_limit",
+        "1",
+        "--load_best_model_at_end",
+        "--metric_for_best_model",
+        metric,
+        "--logging_steps",
+        "2",
+        "--output_dir",
+        str(out),
         "callbacks.rich_progress_bar=null",
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-m", "seqlab", "finetune", *argv], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "seqlab", "finetune", *argv],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((out / "all_results.json").read_text())
-    assert {f"eval_{metric}", "eval_loss", "eval_samples", f"predict_{metric}", "train_loss", "epoch"} <= set(results)
+    assert {f"eval_{metric}", "eval_loss", "eval_samples", f"predict_{metric}", "train_loss", "epoch"} <= set(
+        results
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["monitor"] == f"val/{'f1' if case == 'tagging' else 'acc'}"
     assert results[f"eval_{metric}"] == pytest.approx(summary["best_score"], abs=1e-6)

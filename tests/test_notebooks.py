@@ -22,7 +22,9 @@ def execute(name: str, cwd: Path):
     """Run the notebook `name` in `cwd` with the current interpreter's kernel; a cell that raises fails here."""
     shutil.copy(NOTEBOOKS / name, cwd / name)
     nb = nbformat.read(cwd / name, as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(cwd)}})
+    client = nbclient.NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}
+    )
     client.execute()
     return nb
 
@@ -34,7 +36,9 @@ def tagged(nb, tag: str):
 
 
 def stdout(cell) -> str:
-    return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream" and o.name == "stdout")
+    return "".join(
+        o.get("text", "") for o in cell.outputs if o.output_type == "stream" and o.name == "stdout"
+    )
 
 
 def test_committed_with_outputs_cleared():

@@ -26,13 +26,30 @@ from seqlab.plot import (
 
 pytest.importorskip("matplotlib")
 
-COLUMNS = ["epoch", "lr-Adam", "step", "test/acc", "test/loss", "train/acc", "train/loss_epoch", "train/loss_step",
-           "val/acc", "val/loss"]
+COLUMNS = [
+    "epoch",
+    "lr-Adam",
+    "step",
+    "test/acc",
+    "test/loss",
+    "train/acc",
+    "train/loss_epoch",
+    "train/loss_step",
+    "val/acc",
+    "val/loss",
+]
 NOT_A_RUN = "no csv/metrics.csv; is it a seqlab run folder (outputs/<date>/<time>)?"
 
 
-def write_run(run_dir: Path, val: list[list[tuple[float, float]]], train: list[float], steps_per_epoch: int = 100,
-              monitor: str = "val/acc", best_score: float | None = None, overrides: list[str] | None = None) -> Path:
+def write_run(
+    run_dir: Path,
+    val: list[list[tuple[float, float]]],
+    train: list[float],
+    steps_per_epoch: int = 100,
+    monitor: str = "val/acc",
+    best_score: float | None = None,
+    overrides: list[str] | None = None,
+) -> Path:
     """A run folder as `seqlab.train.run` leaves it. ``metrics.csv`` has Lightning's sparse rows: an LR row without
     an epoch, train-step rows, one row per validation (``val[e]``: (acc, loss) per validation in epoch e, evenly
     spaced), an end-of-epoch train row, and a test row after fit with an epoch of its own."""
@@ -44,15 +61,23 @@ def write_run(run_dir: Path, val: list[list[tuple[float, float]]], train: list[f
         for k, (acc, vloss) in enumerate(val_rows, start=1):
             step = first + k * steps_per_epoch // len(val_rows) - 1
             rows.append({"epoch": epoch, "step": step, "val/acc": acc, "val/loss": vloss})
-        rows.append({"epoch": epoch, "step": first + steps_per_epoch - 1, "train/acc": 0.5, "train/loss_epoch": loss})
-    rows.append({"epoch": len(train), "step": len(train) * steps_per_epoch, "test/acc": 0.9, "test/loss": 0.3})
+        rows.append(
+            {"epoch": epoch, "step": first + steps_per_epoch - 1, "train/acc": 0.5, "train/loss_epoch": loss}
+        )
+    rows.append(
+        {"epoch": len(train), "step": len(train) * steps_per_epoch, "test/acc": 0.9, "test/loss": 0.3}
+    )
     (run_dir / "csv").mkdir(parents=True)
     with open(run_dir / "csv" / "metrics.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
-    summary = {"monitor": monitor, "best_score": best_score if best_score is not None else math.nan,
-               "best_model_path": str(run_dir / "checkpoints" / "epoch001-step000200.ckpt"), "output_dir": str(run_dir)}
+    summary = {
+        "monitor": monitor,
+        "best_score": best_score if best_score is not None else math.nan,
+        "best_model_path": str(run_dir / "checkpoints" / "epoch001-step000200.ckpt"),
+        "output_dir": str(run_dir),
+    }
     (run_dir / "summary.json").write_text(json.dumps(summary))
     if overrides is not None:
         (run_dir / ".hydra").mkdir()
@@ -86,8 +111,17 @@ def test_best_index_by_mode_first_of_ties_nan_ignored():
         best_index([1.0], "best")
 
 
-@pytest.mark.parametrize(("monitor", "mode"), [("val/acc", "max"), ("val/f1", "max"), ("val/loss", "min"),
-                                               ("val/ppl", "min"), ("train/loss", "min"), (None, "max")])
+@pytest.mark.parametrize(
+    ("monitor", "mode"),
+    [
+        ("val/acc", "max"),
+        ("val/f1", "max"),
+        ("val/loss", "min"),
+        ("val/ppl", "min"),
+        ("train/loss", "min"),
+        (None, "max"),
+    ],
+)
 def test_infer_mode_from_the_metric_name(monitor, mode):
     assert infer_mode(monitor) == mode
 
@@ -108,7 +142,9 @@ def test_train_loss_falls_back_to_train_loss_then_step_means():
 
 
 def test_mid_epoch_validation_sits_at_its_fraction_of_the_epoch(tmp_path):
-    run = write_run(tmp_path / "run", val=[[(0.6, 0.7), (0.8, 0.5)], [(0.9, 0.3), (0.85, 0.35)]], train=[0.6, 0.3])
+    run = write_run(
+        tmp_path / "run", val=[[(0.6, 0.7), (0.8, 0.5)], [(0.9, 0.3), (0.85, 0.35)]], train=[0.6, 0.3]
+    )
     rows = read_metrics(run / "csv" / "metrics.csv")
     # 100 steps an epoch, validated after steps 49 and 99 (and 149, 199)
     assert series(rows, "val/acc") == [(0.5, 0.6), (1.0, 0.8), (1.5, 0.9), (2.0, 0.85)]
@@ -119,14 +155,19 @@ def test_mid_epoch_validation_sits_at_its_fraction_of_the_epoch(tmp_path):
 def test_best_point_prefers_the_summary_score():
     points = [(1.0, 0.7), (2.0, 0.9), (3.0, 0.9), (4.0, 0.95)]
     assert best_point(points, "max") == (4.0, 0.95)
-    assert best_point(points, "max", best_score=0.9) == (2.0, 0.9)  # e.g. the checkpoint chosen before epoch 4
+    assert best_point(points, "max", best_score=0.9) == (
+        2.0,
+        0.9,
+    )  # e.g. the checkpoint chosen before epoch 4
     assert best_point(points, "max", best_score=math.nan) == (4.0, 0.95)
     assert best_point([], "max") is None
 
 
 @pytest.mark.parametrize(("monitor", "best"), [("val/acc", (2.0, 0.9)), ("val/loss", (2.0, 0.3))])
 def test_load_run_marks_the_best_epoch_for_max_and_min_metrics(tmp_path, monitor, best):
-    run = load_run(three_epochs(tmp_path / "run", monitor=monitor))  # no best_score: chosen by the inferred mode
+    run = load_run(
+        three_epochs(tmp_path / "run", monitor=monitor)
+    )  # no best_score: chosen by the inferred mode
     assert run.mode == infer_mode(monitor)
     assert best_point(run.monitored, run.mode, run.best_score) == best
 
@@ -200,12 +241,20 @@ def test_real_lightning_run(tmp_path):
     from seqlab.train import run
     from tests.conftest import compose_cfg
 
-    summary = run(compose_cfg("+experiment=lstm", "trainer.max_epochs=2", "callbacks.rich_progress_bar=null",
-                              output_dir=tmp_path))
+    summary = run(
+        compose_cfg(
+            "+experiment=lstm",
+            "trainer.max_epochs=2",
+            "callbacks.rich_progress_bar=null",
+            output_dir=tmp_path,
+        )
+    )
     curves = load_run(tmp_path)
     assert curves.monitor == summary["monitor"] == "val/acc"
     assert [x for x, _ in curves.train_loss] == [1.0, 2.0] and [x for x, _ in curves.val_loss] == [1.0, 2.0]
     x, value = best_point(curves.monitored, curves.mode, curves.best_score)
     assert value == pytest.approx(summary["best_score"])
-    assert f"epoch{int(x) - 1:03d}" in Path(summary["best_model_path"]).name  # the starred point is the checkpoint's
+    assert (
+        f"epoch{int(x) - 1:03d}" in Path(summary["best_model_path"]).name
+    )  # the starred point is the checkpoint's
     assert_png(draw_curves([tmp_path]))

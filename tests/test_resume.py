@@ -25,19 +25,39 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
 # The embedded data's 8000 training rows: 125 steps an epoch, about 2 s on 2 CPU cores. Monitoring val/loss with
 # mode=max makes the best checkpoint the worst epoch, epoch 0: a resumed run that forgot the best score would
 # pick one of its own epochs. last.ckpt (callbacks.last_checkpoint) holds the weights of the last epoch.
-BILSTM = ["+experiment=bilstm", "trainer.max_epochs=4", "monitor=val/loss", "mode=max", "callbacks.rich_progress_bar=null"]
+BILSTM = [
+    "+experiment=bilstm",
+    "trainer.max_epochs=4",
+    "monitor=val/loss",
+    "mode=max",
+    "callbacks.rich_progress_bar=null",
+]
 STEPS_PER_EPOCH = 125
 
 
 def start(*args: str, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "seqlab", "train", *args], cwd=cwd, env=ENV, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "seqlab", "train", *args],
+        cwd=cwd,
+        env=ENV,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def seqlab_train(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "seqlab", "train", *args], cwd=cwd, env=ENV, capture_output=True,
-                          text=True, timeout=900)
-    assert proc.returncode == 0, f"seqlab train {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    proc = subprocess.run(
+        [sys.executable, "-m", "seqlab", "train", *args],
+        cwd=cwd,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, (
+        f"seqlab train {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    )
     return proc
 
 
@@ -52,7 +72,9 @@ def checkpoint_step(path: Path) -> int | None:
 def wait_for_epoch(proc: subprocess.Popen, metrics: Path, epoch: int, timeout: float = 600) -> None:
     """Wait until metrics.csv (written at every logging call) has a row of `epoch`: a step of it has run."""
     deadline = time.monotonic() + timeout
-    while not (metrics.exists() and any(r.get("epoch") == str(epoch) for r in csv.DictReader(metrics.open()))):
+    while not (
+        metrics.exists() and any(r.get("epoch") == str(epoch) for r in csv.DictReader(metrics.open()))
+    ):
         assert proc.poll() is None, f"the run ended before epoch {epoch}:\n{proc.communicate()[1][-3000:]}"
         assert time.monotonic() < deadline, f"no step of epoch {epoch} after {timeout} s"
         time.sleep(0.02)
@@ -107,22 +129,36 @@ def test_sigterm_exits_non_zero_and_prints_the_resume_command(tmp_path):
         proc.kill()
     assert proc.returncode == 143, stderr[-3000:]
     lines = [line for line in stderr.splitlines() if line.startswith("seqlab: interrupted")]
-    assert len(lines) == 1 and lines[0].startswith("seqlab: interrupted (SIGTERM) at epoch 1, step "), stderr[-3000:]
+    assert len(lines) == 1 and lines[0].startswith("seqlab: interrupted (SIGTERM) at epoch 1, step "), stderr[
+        -3000:
+    ]
     assert lines[0].endswith(f"; resume with: python -m seqlab train resume={run_dir}")
     assert not (run_dir / "summary.json").exists()
 
 
-@pytest.mark.parametrize("make,message", [
-    (lambda d: None, "no .hydra/overrides.yaml there"),
-    (lambda d: (d / ".hydra").mkdir() or (d / ".hydra" / "overrides.yaml").write_text("- +experiment=lstm\n"),
-     "no checkpoints/last.ckpt there"),
-])
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (lambda d: None, "no .hydra/overrides.yaml there"),
+        (
+            lambda d: (
+                (d / ".hydra").mkdir() or (d / ".hydra" / "overrides.yaml").write_text("- +experiment=lstm\n")
+            ),
+            "no checkpoints/last.ckpt there",
+        ),
+    ],
+)
 def test_resume_from_a_folder_that_is_not_a_resumable_run_is_one_error_line(make, message, tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     make(run_dir)
-    proc = subprocess.run([sys.executable, "-m", "seqlab", "train", f"resume={run_dir}"], cwd=tmp_path, env=ENV,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "seqlab", "train", f"resume={run_dir}"],
+        cwd=tmp_path,
+        env=ENV,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2  # a usage error
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"seqlab: error: resume={run_dir}: {message}"), proc.stderr
@@ -137,22 +173,32 @@ def fake_run(run_dir: Path, overrides: str) -> Path:
 
 
 def test_resume_expands_to_the_run_overrides_its_folder_and_last_ckpt(tmp_path):
-    run_dir = fake_run(tmp_path / "run", "- +experiment=bilstm\n- trainer.max_epochs=6\n- ckpt_path=/old.ckpt\n")
+    run_dir = fake_run(
+        tmp_path / "run", "- +experiment=bilstm\n- trainer.max_epochs=6\n- ckpt_path=/old.ckpt\n"
+    )
     assert resume_overrides(["+x=1"]) == ["+x=1"]
     assert resume_overrides([f"resume={run_dir}", "trainer.max_epochs=10", "--cfg", "job"]) == [
-        "+experiment=bilstm", "trainer.max_epochs=6", f"hydra.run.dir={run_dir}",
-        f"ckpt_path={run_dir}/checkpoints/last.ckpt", "trainer.max_epochs=10", "--cfg", "job",
+        "+experiment=bilstm",
+        "trainer.max_epochs=6",
+        f"hydra.run.dir={run_dir}",
+        f"ckpt_path={run_dir}/checkpoints/last.ckpt",
+        "trainer.max_epochs=10",
+        "--cfg",
+        "job",
     ]
     odd = fake_run(tmp_path / "it's here", "[]\n")
     assert resume_overrides([f"resume={odd}"])[0] == f"hydra.run.dir='{tmp_path}/it\\'s here'"
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["-m", "resume=R"], "cannot be swept"),
-    (["resume=R", "resume=R"], "more than once"),
-    (["resume=R", "hydra.run.dir=x"], "resume= sets hydra.run.dir and ckpt_path itself"),
-    (["resume=R", "ckpt_path=x"], "resume= sets hydra.run.dir and ckpt_path itself"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["-m", "resume=R"], "cannot be swept"),
+        (["resume=R", "resume=R"], "more than once"),
+        (["resume=R", "hydra.run.dir=x"], "resume= sets hydra.run.dir and ckpt_path itself"),
+        (["resume=R", "ckpt_path=x"], "resume= sets hydra.run.dir and ckpt_path itself"),
+    ],
+)
 def test_resume_rejects_what_it_cannot_do(argv, message, tmp_path):
     run_dir = fake_run(tmp_path / "run", "[]\n")
     with pytest.raises(ValueError, match=message):
@@ -169,8 +215,15 @@ def write_csv(path: Path, rows: list[dict]) -> None:
 
 def test_csv_logger_continues_the_history_before_the_checkpoint_step(tmp_path):
     metrics = tmp_path / "csv" / "metrics.csv"
-    write_csv(metrics, [{"step": 0, "lr": 0.1}, {"step": 31, "val/acc": 0.5, "epoch": 0},
-                        {"step": 32, "lr": 0.1}, {"step": 40, "train/loss": 0.3, "epoch": 1}])
+    write_csv(
+        metrics,
+        [
+            {"step": 0, "lr": 0.1},
+            {"step": 31, "val/acc": 0.5, "epoch": 0},
+            {"step": 32, "lr": 0.1},
+            {"step": 40, "train/loss": 0.3, "epoch": 1},
+        ],
+    )
     ckpt = tmp_path / "last.ckpt"
     torch.save({"global_step": 32, "state_dict": {}}, ckpt)
 
@@ -179,9 +232,15 @@ def test_csv_logger_continues_the_history_before_the_checkpoint_step(tmp_path):
     logger.log_metrics({"test/acc": 1.0}, step=64)  # a new column: the file is rewritten with it
     rows = list(csv.DictReader(metrics.read_text().splitlines()))  # written at once: no flush needed
     assert [(r["step"], r["lr"], r["val/acc"], r["test/acc"]) for r in rows] == [
-        ("0", "0.1", "", ""), ("31", "", "0.5", ""), ("32", "0.05", "", ""), ("64", "", "", "1.0")]
+        ("0", "0.1", "", ""),
+        ("31", "", "0.5", ""),
+        ("32", "0.05", "", ""),
+        ("64", "", "", "1.0"),
+    ]
 
-    CSVLogger(save_dir=tmp_path, name="csv", version="").log_metrics({"lr": 1.0}, step=0)  # a new run: a new file
+    CSVLogger(save_dir=tmp_path, name="csv", version="").log_metrics(
+        {"lr": 1.0}, step=0
+    )  # a new run: a new file
     assert [r["lr"] for r in csv.DictReader(metrics.read_text().splitlines())] == ["1.0"]
 
 
@@ -207,8 +266,14 @@ def fit(epochs: int, root: Path, ckpt_path: str | None = None) -> Recorder:
     L.seed_everything(0, verbose=False)
     model = Recorder()
     loader = DataLoader(TensorDataset(torch.arange(24)), batch_size=8, shuffle=True)
-    trainer = L.Trainer(max_epochs=epochs, default_root_dir=root, callbacks=[ReseedEachEpoch(seed=7)], logger=False,
-                        enable_progress_bar=False, enable_model_summary=False)
+    trainer = L.Trainer(
+        max_epochs=epochs,
+        default_root_dir=root,
+        callbacks=[ReseedEachEpoch(seed=7)],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     trainer.fit(model, loader, ckpt_path=ckpt_path)
     return model
 

@@ -13,15 +13,24 @@ BOW_ACC_CEILING = 0.65
 
 @pytest.mark.filterwarnings("ignore:.*LearningRateMonitor.*")
 def test_bag_of_words_cannot_solve_the_embedded_data(tmp_path):
-    cfg = compose_cfg("+experiment=bow", "trainer.max_epochs=4", "callbacks.rich_progress_bar=null", output_dir=tmp_path)
+    cfg = compose_cfg(
+        "+experiment=bow", "trainer.max_epochs=4", "callbacks.rich_progress_bar=null", output_dir=tmp_path
+    )
     summary = run(cfg)
     assert summary["test"]["test/acc"] < BOW_ACC_CEILING, summary
     assert (tmp_path / "summary.json").is_file()
 
 
 def test_clipping_options_are_accepted_and_test_can_be_skipped(tmp_path):
-    cfg = compose_cfg("+experiment=gru", "debug=limit", "trainer.max_epochs=1", "trainer.gradient_clip_val=0.5",
-                      "trainer.gradient_clip_algorithm=value", "test=false", output_dir=tmp_path)
+    cfg = compose_cfg(
+        "+experiment=gru",
+        "debug=limit",
+        "trainer.max_epochs=1",
+        "trainer.gradient_clip_val=0.5",
+        "trainer.gradient_clip_algorithm=value",
+        "test=false",
+        output_dir=tmp_path,
+    )
     summary = run(cfg)
     assert summary["test"] == {}
 
@@ -30,7 +39,11 @@ def test_train_false_with_ckpt_path_evaluates_that_checkpoint(tmp_path):
     """Evaluating a saved model with train=false must use its weights, never freshly initialised ones."""
     quick = ["+experiment=lstm", "trainer.max_epochs=2", "callbacks.rich_progress_bar=null"]
     first = run(compose_cfg(*quick, output_dir=tmp_path / "first"))
-    again = run(compose_cfg(*quick, "train=false", f"ckpt_path={first['best_model_path']}", output_dir=tmp_path / "again"))
+    again = run(
+        compose_cfg(
+            *quick, "train=false", f"ckpt_path={first['best_model_path']}", output_dir=tmp_path / "again"
+        )
+    )
     assert again["eval_ckpt_path"] == first["best_model_path"]
     assert again["test"] == first["test"] and first["test"]["test/acc"] > 0.9
 
@@ -45,9 +58,18 @@ def test_monitor_of_train_span_metrics_needs_them_on(tmp_path):
     from seqlab.tasks.tagging import SequenceTaggingTask
     from seqlab.train import check_monitor
 
-    task = SequenceTaggingTask(RNNEncoder(10), num_labels=3, labels=["B-X", "I-X", "O"], optimizer=torch.optim.Adam)
-    with pytest.raises(ValueError, match=r"monitor='train/f1': .* \(train span metrics need model.train_metrics=true\)"):
+    task = SequenceTaggingTask(
+        RNNEncoder(10), num_labels=3, labels=["B-X", "I-X", "O"], optimizer=torch.optim.Adam
+    )
+    with pytest.raises(
+        ValueError, match=r"monitor='train/f1': .* \(train span metrics need model.train_metrics=true\)"
+    ):
         check_monitor(cfg.monitor, task)
-    on = SequenceTaggingTask(RNNEncoder(10), num_labels=3, labels=["B-X", "I-X", "O"], optimizer=torch.optim.Adam,
-                             train_metrics=True)
+    on = SequenceTaggingTask(
+        RNNEncoder(10),
+        num_labels=3,
+        labels=["B-X", "I-X", "O"],
+        optimizer=torch.optim.Adam,
+        train_metrics=True,
+    )
     check_monitor("train/f1", on)

@@ -32,7 +32,9 @@ class PretrainedVectors(Callback):
         tokenizer = getattr(trainer.datamodule, "tokenizer", None)
         embedding = getattr(getattr(pl_module, "encoder", None), "embedding", None)
         if tokenizer is None or embedding is None:
-            raise ValueError("callbacks.pretrained_vectors needs a word-level tokenizer and an encoder with an `embedding`")
+            raise ValueError(
+                "callbacks.pretrained_vectors needs a word-level tokenizer and an encoder with an `embedding`"
+            )
         self.coverage = load_vectors(self.path, tokenizer.get_vocab(), embedding)
         embedding.weight.requires_grad_(not self.freeze)
         log.info("word embedding %s", "frozen" if self.freeze else "fine-tuned")

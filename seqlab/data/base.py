@@ -29,7 +29,11 @@ ROW, SOURCE = "_row", "_source_split"
 def where(split: str, source: str, row: int) -> str:
     """``split 'train' row 4``, or for a split carved from another: ``split 'validation', row 4 of the source's
     'train' split`` (rows count from 0, in the source's order)."""
-    return f"split '{split}' row {row}" if source == split else f"split '{split}', row {row} of the source's '{source}' split"
+    return (
+        f"split '{split}' row {row}"
+        if source == split
+        else f"split '{split}', row {row} of the source's '{source}' split"
+    )
 
 
 def prepare_splits(
@@ -49,37 +53,59 @@ def prepare_splits(
     for data whose row order matters (the lines of a language-modelling corpus).
     """
     if "train" not in raw:
-        raise ValueError(f"the data source has no 'train' split (it has {sorted(raw)}); map one with split_names")
-    splits = {name: ds.add_column(ROW, list(range(len(ds)))).add_column(SOURCE, [name] * len(ds)) for name, ds in raw.items()}
+        raise ValueError(
+            f"the data source has no 'train' split (it has {sorted(raw)}); map one with split_names"
+        )
+    splits = {
+        name: ds.add_column(ROW, list(range(len(ds)))).add_column(SOURCE, [name] * len(ds))
+        for name, ds in raw.items()
+    }
     if "validation" not in splits:
         if not 0 < val_fraction < 1:
-            raise ValueError(f"the source has no validation split and val_fraction={val_fraction}: set 0 < val_fraction < 1")
+            raise ValueError(
+                f"the source has no validation split and val_fraction={val_fraction}: set 0 < val_fraction < 1"
+            )
         train = splits["train"]
         if split_seed is None:
             cut = len(train) - max(1, int(len(train) * val_fraction))
-            splits["train"], splits["validation"] = train.select(range(cut)), train.select(range(cut, len(train)))
+            splits["train"], splits["validation"] = (
+                train.select(range(cut)),
+                train.select(range(cut, len(train))),
+            )
         else:
             parts = train.train_test_split(test_size=val_fraction, seed=split_seed, shuffle=True)
             splits["train"], splits["validation"] = parts["train"], parts["test"]
         log.warning(
             "no validation split in the source: carved %d rows from train (val_fraction=%s, %s)",
-            len(splits["validation"]), val_fraction, "the last rows, in order" if split_seed is None else f"seed={split_seed}",
+            len(splits["validation"]),
+            val_fraction,
+            "the last rows, in order" if split_seed is None else f"seed={split_seed}",
         )
     test_limit = max_predict_samples if max_predict_samples is not None else max_eval_samples
-    for split, limit in (("train", max_train_samples), ("validation", max_eval_samples), ("test", test_limit)):
+    for split, limit in (
+        ("train", max_train_samples),
+        ("validation", max_eval_samples),
+        ("test", test_limit),
+    ):
         if limit is not None and split in splits and len(splits[split]) > limit:
             splits[split] = splits[split].select(range(limit))
     return DatasetDict({k: v for k, v in splits.items() if k in SPLITS})
 
 
-def tokenize_split(ds: Dataset, fn, name: str, num_proc: int | None, with_indices: bool = False, **fn_kwargs) -> Dataset:
+def tokenize_split(
+    ds: Dataset, fn, name: str, num_proc: int | None, with_indices: bool = False, **fn_kwargs
+) -> Dataset:
     """`fn` over `ds` in batches, its output replacing the raw columns. datasets caches the result by fingerprint
     (of `fn` and `fn_kwargs`, the tokenizer included), so a second run with the same data skips the work."""
     # ROW / SOURCE pass through (not removed) so that `drop_empty_rows` and error messages can name the source row.
     return ds.map(
-        fn, batched=True, with_indices=with_indices, num_proc=num_proc,
+        fn,
+        batched=True,
+        with_indices=with_indices,
+        num_proc=num_proc,
         remove_columns=[c for c in ds.column_names if c not in (ROW, SOURCE)],
-        desc=f"Tokenizing {name}", fn_kwargs=fn_kwargs,
+        desc=f"Tokenizing {name}",
+        fn_kwargs=fn_kwargs,
     )
 
 
@@ -91,7 +117,12 @@ def count_truncated(encoded: Dataset, split: str, key: str, value) -> Dataset:
     if n:
         log.warning(
             "split '%s': %d of %d rows were longer than %s=%s tokens and were truncated (raise %s to keep more)",
-            split, n, len(encoded), key, value, key,
+            split,
+            n,
+            len(encoded),
+            key,
+            value,
+            key,
         )
     return encoded.remove_columns(TRUNCATED)
 
@@ -125,7 +156,9 @@ def require_columns(ds: Dataset, split: str, columns: dict[str, str | None]) -> 
     for arg, col in columns.items():
         if col is not None and col not in ds.column_names:
             available = [c for c in ds.column_names if c not in (ROW, SOURCE)]
-            raise ValueError(f"data.{arg}={col!r}: no such column in split '{split}'; available columns: {available}")
+            raise ValueError(
+                f"data.{arg}={col!r}: no such column in split '{split}'; available columns: {available}"
+            )
 
 
 class LengthGroupedSampler(Sampler[int]):
@@ -216,7 +249,9 @@ class SeqDataModule(LightningDataModule):
             raise RuntimeError(f"{type(self).__name__}.setup() has not run yet")
         if name not in self.datasets:
             hint = " (or run with test=false)" if name == "test" else ""
-            raise ValueError(f"the data has no '{name}' split (it has {sorted(self.datasets)}): add data_files.{name}{hint}")
+            raise ValueError(
+                f"the data has no '{name}' split (it has {sorted(self.datasets)}): add data_files.{name}{hint}"
+            )
         return self.datasets[name]
 
     def train_dataloader(self):
@@ -224,7 +259,9 @@ class SeqDataModule(LightningDataModule):
         sampler = None
         if self.group_by_length:
             seed = int(torch.randint(0, 2**31 - 1, ()).item())  # from the run's seed (seed_everything)
-            sampler = LengthGroupedSampler([len(x) for x in column(train, "input_ids")], self.batch_size, seed)
+            sampler = LengthGroupedSampler(
+                [len(x) for x in column(train, "input_ids")], self.batch_size, seed
+            )
         return self._loader(train, train=True, collate_fn=self.collate, sampler=sampler)
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
@@ -258,7 +295,9 @@ class SeqDataModule(LightningDataModule):
         order = self.eval_order(split)
         return self._loader(self.split(split), train=False, collate_fn=self.collate, sampler=order)
 
-    def _loader(self, dataset, *, train: bool, collate_fn=None, sampler=None, batch_sampler=None) -> DataLoader:
+    def _loader(
+        self, dataset, *, train: bool, collate_fn=None, sampler=None, batch_sampler=None
+    ) -> DataLoader:
         kwargs = dict(
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,

@@ -25,18 +25,34 @@ from seqlab.data.vocab import LabelVocab
 
 log = logging.getLogger(__name__)
 
+
 def _texts(values) -> list[str]:
-    return [v or "" for v in values]  # a null cell (empty CSV field) is an empty text, reported by drop_empty_rows
+    return [
+        v or "" for v in values
+    ]  # a null cell (empty CSV field) is an empty text, reported by drop_empty_rows
 
 
-def _encode(batch, *, tokenizer, vocab, text_column, text_pair_column, label_column, label_names, max_seq_length, split):
+def _encode(
+    batch,
+    *,
+    tokenizer,
+    vocab,
+    text_column,
+    text_pair_column,
+    label_column,
+    label_names,
+    max_seq_length,
+    split,
+):
     pairs = _texts(batch[text_pair_column]) if text_pair_column is not None else None
     out, cut = tokenizer.encode_texts(_texts(batch[text_column]), pairs, max_seq_length)
     values = batch[label_column]
     if label_names is not None:  # a ClassLabel column holds ids into its names; -1 means "no label"
         values = [label_names[v] if v is not None and 0 <= v < len(label_names) else v for v in values]
-    labels = [vocab.encode(v, where=f"{where(split, s, r)}, column '{label_column}': ")
-              for v, r, s in zip(values, batch[ROW], batch[SOURCE], strict=True)]
+    labels = [
+        vocab.encode(v, where=f"{where(split, s, r)}, column '{label_column}': ")
+        for v, r, s in zip(values, batch[ROW], batch[SOURCE], strict=True)
+    ]
     return {**out, "labels": labels, TRUNCATED: cut}
 
 
@@ -94,7 +110,15 @@ class TextClassificationDataModule(SeqDataModule):
         persistent_workers: bool = False,
         drop_last: bool = False,
     ):
-        super().__init__(batch_size, eval_batch_size, group_by_length, num_workers, pin_memory, persistent_workers, drop_last)
+        super().__init__(
+            batch_size,
+            eval_batch_size,
+            group_by_length,
+            num_workers,
+            pin_memory,
+            persistent_workers,
+            drop_last,
+        )
         self.save_hyperparameters(logger=False, ignore=["source", "tokenizer"])
         self.source = source
         self.make_tokenizer = tokenizer if tokenizer is not None else FitWordTokenizer()
@@ -108,11 +132,16 @@ class TextClassificationDataModule(SeqDataModule):
             return
         hp = self.hparams
         raw = self.load_splits(split_seed=hp.split_seed)
-        columns = {"text_column": hp.text_column, "text_pair_column": hp.text_pair_column, "label_column": hp.label_column}
+        columns = {
+            "text_column": hp.text_column,
+            "text_pair_column": hp.text_pair_column,
+            "label_column": hp.label_column,
+        }
         for split, ds in raw.items():
             require_columns(ds, split, columns)
         train = raw["train"]
         if self.tokenizer is None:  # not restored from a checkpoint: fitted on train only (or pretrained)
+
             def corpus():
                 texts = _texts(column(train, hp.text_column))
                 return texts + _texts(column(train, hp.text_pair_column)) if hp.text_pair_column else texts
@@ -122,29 +151,53 @@ class TextClassificationDataModule(SeqDataModule):
             values = column(train, hp.label_column)
             if None in values:
                 i = values.index(None)
-                raise ValueError(f"{where('train', train[i][SOURCE], train[i][ROW])}, column '{hp.label_column}': no label "
-                                 "(null); every training row needs one")
-            self.label_vocab = LabelVocab.from_values(values, names=_class_names(train.features[hp.label_column]))
-        self.datasets = DatasetDict({split: self._encode(ds, split) for split, ds in raw.items() if _is_labelled(ds, split, hp.label_column)})
+                raise ValueError(
+                    f"{where('train', train[i][SOURCE], train[i][ROW])}, column '{hp.label_column}': no label "
+                    "(null); every training row needs one"
+                )
+            self.label_vocab = LabelVocab.from_values(
+                values, names=_class_names(train.features[hp.label_column])
+            )
+        self.datasets = DatasetDict(
+            {
+                split: self._encode(ds, split)
+                for split, ds in raw.items()
+                if _is_labelled(ds, split, hp.label_column)
+            }
+        )
         log.info(
             "data: %s | vocab %d | labels %s",
-            ", ".join(f"{k} {len(v)}" for k, v in self.datasets.items()), self.tokenizer.vocab_size, self.label_vocab.labels,
+            ", ".join(f"{k} {len(v)}" for k, v in self.datasets.items()),
+            self.tokenizer.vocab_size,
+            self.label_vocab.labels,
         )
 
     def _encode(self, ds, split: str):
         hp = self.hparams
         encoded = tokenize_split(
-            ds, _encode, split, hp.num_proc,
-            tokenizer=self.tokenizer, vocab=self.label_vocab, text_column=hp.text_column,
-            text_pair_column=hp.text_pair_column, label_column=hp.label_column,
-            label_names=_class_names(ds.features[hp.label_column]), max_seq_length=hp.max_seq_length, split=split,
+            ds,
+            _encode,
+            split,
+            hp.num_proc,
+            tokenizer=self.tokenizer,
+            vocab=self.label_vocab,
+            text_column=hp.text_column,
+            text_pair_column=hp.text_pair_column,
+            label_column=hp.label_column,
+            label_names=_class_names(ds.features[hp.label_column]),
+            max_seq_length=hp.max_seq_length,
+            split=split,
         )
         encoded = count_truncated(encoded, split, "data.max_seq_length", hp.max_seq_length)
         return drop_empty_rows(encoded, split, f"column '{hp.text_column}'", hp.drop_empty)
 
     def state_dict(self) -> dict[str, Any]:
         """Saved in every checkpoint: what a checkpoint needs to encode new text and name its predictions."""
-        return {"tokenizer": self.tokenizer.state(), "labels": self.label_vocab.labels, "hparams": dict(self.hparams)}
+        return {
+            "tokenizer": self.tokenizer.state(),
+            "labels": self.label_vocab.labels,
+            "hparams": dict(self.hparams),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.tokenizer = tokenizer_from_state(state["tokenizer"])
@@ -161,7 +214,12 @@ class TextClassificationDataModule(SeqDataModule):
         for probs in outputs:
             for p in probs.float().tolist():
                 best = max(range(len(p)), key=p.__getitem__)
-                rows.append({"prediction": labels[best], "probs": {str(lab): round(x, 6) for lab, x in zip(labels, p, strict=True)}})
+                rows.append(
+                    {
+                        "prediction": labels[best],
+                        "probs": {str(lab): round(x, 6) for lab, x in zip(labels, p, strict=True)},
+                    }
+                )
         return self.in_row_order(rows, "test")
 
     # ---- what the model needs to know about the data -----------------------------------------------

@@ -31,7 +31,9 @@ EOS = "<eos>"
 
 def _encode(batch, *, tokenizer: WordTokenizer, text_column: str, eos_id: int | None):
     ids = tokenizer.encode_batch(batch[text_column])
-    if eos_id is not None:  # every line, empty ones included: that is how the official WikiText counts are made
+    if (
+        eos_id is not None
+    ):  # every line, empty ones included: that is how the official WikiText counts are made
         ids = [s + [eos_id] for s in ids]
     return {"input_ids": ids}
 
@@ -40,7 +42,9 @@ def batchify(stream: Tensor, batch_size: int) -> Tensor:
     """(N,) -> (B, N // B): row r is the r-th contiguous chunk of the stream; the last N % B tokens are dropped."""
     n = stream.numel() // batch_size
     if n < 2:
-        raise ValueError(f"a stream of {stream.numel()} tokens is too short for {batch_size} rows of at least 2 tokens")
+        raise ValueError(
+            f"a stream of {stream.numel()} tokens is too short for {batch_size} rows of at least 2 tokens"
+        )
     return stream[: n * batch_size].view(batch_size, n)  # (B, N)
 
 
@@ -72,7 +76,9 @@ class BPTTWindows(Dataset):
         }
 
 
-def bptt_windows(stream: Tensor, batch_size: int, bptt: int, rank: int = 0, world_size: int = 1) -> BPTTWindows:
+def bptt_windows(
+    stream: Tensor, batch_size: int, bptt: int, rank: int = 0, world_size: int = 1
+) -> BPTTWindows:
     """This rank's windows: the stream is cut into ``world_size * batch_size`` rows and each rank reads its own
     ``batch_size`` of them, so every rank has the same number of windows and no token is read twice."""
     rows = batchify(stream, batch_size * world_size)  # (W*B, N)
@@ -114,8 +120,14 @@ class LanguageModelDataModule(SeqDataModule):
         pin_memory: bool = False,
         persistent_workers: bool = False,
     ):
-        super().__init__(batch_size, eval_batch_size, num_workers=num_workers, pin_memory=pin_memory,
-                         persistent_workers=persistent_workers, drop_last=False)
+        super().__init__(
+            batch_size,
+            eval_batch_size,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            persistent_workers=persistent_workers,
+            drop_last=False,
+        )
         if bptt < 1:
             raise ValueError(f"data.bptt={bptt}: must be >= 1")
         if tokenizer is not None and not isinstance(tokenizer, FitWordTokenizer):
@@ -149,15 +161,24 @@ class LanguageModelDataModule(SeqDataModule):
         self.datasets = {split: self._stream(ds, split) for split, ds in raw.items()}
         log.info(
             "data: %s tokens | vocab %d",
-            ", ".join(f"{k} {v.numel():,}" for k, v in self.streams.items()), self.tokenizer.vocab_size,
+            ", ".join(f"{k} {v.numel():,}" for k, v in self.streams.items()),
+            self.tokenizer.vocab_size,
         )
 
     def _stream(self, ds, split: str) -> Tensor:
         hp = self.hparams
         encoded = tokenize_split(
-            ds, _encode, split, hp.num_proc, tokenizer=self.tokenizer, text_column=hp.text_column, eos_id=self.eos_token_id
+            ds,
+            _encode,
+            split,
+            hp.num_proc,
+            tokenizer=self.tokenizer,
+            text_column=hp.text_column,
+            eos_id=self.eos_token_id,
         )
-        ids = encoded.data.column("input_ids").combine_chunks().flatten()  # one flat Arrow array: no Python lists
+        ids = (
+            encoded.data.column("input_ids").combine_chunks().flatten()
+        )  # one flat Arrow array: no Python lists
         return torch.from_numpy(ids.to_numpy(zero_copy_only=False).astype("int64"))  # (N,)
 
     def _windows(self, split: str, batch_size: int) -> DataLoader:

@@ -14,7 +14,20 @@ import random
 
 from datasets import Dataset, DatasetDict
 
-NOUNS = ["movie", "film", "plot", "acting", "music", "story", "cast", "script", "ending", "dialogue", "score", "pacing"]
+NOUNS = [
+    "movie",
+    "film",
+    "plot",
+    "acting",
+    "music",
+    "story",
+    "cast",
+    "script",
+    "ending",
+    "dialogue",
+    "score",
+    "pacing",
+]
 POSITIVE = ["good", "great", "brilliant", "charming", "fun", "moving", "clever", "superb"]
 NEGATIVE = ["bad", "boring", "awful", "dull", "weak", "clumsy", "bland", "tedious"]
 DETERMINERS = ["the", "this", "its"]
@@ -55,7 +68,9 @@ class NegationSentimentSource:
     Splits are drawn from independent streams of one seed, so growing one split never changes another.
     """
 
-    def __init__(self, num_train: int = 8000, num_validation: int = 1000, num_test: int = 1000, seed: int = 13):
+    def __init__(
+        self, num_train: int = 8000, num_validation: int = 1000, num_test: int = 1000, seed: int = 13
+    ):
         self.sizes = {"train": num_train, "validation": num_validation, "test": num_test}
         self.seed = seed
 

@@ -28,7 +28,10 @@ from seqlab.labels import check_tags, close_tags, iob1_to_iob2
 
 log = logging.getLogger(__name__)
 
-CHAR_PAD, CHAR_UNK = 0, 1  # char ids; the char vocabulary is ["<pad>", "<unk>", then every char seen in train]
+CHAR_PAD, CHAR_UNK = (
+    0,
+    1,
+)  # char ids; the char vocabulary is ["<pad>", "<unk>", then every char seen in train]
 CHAR_SPECIALS = ["<pad>", "<unk>"]
 
 
@@ -62,8 +65,20 @@ def align_labels(word_ids: list[int | None], word_labels: list[int]) -> tuple[li
     return labels, starts
 
 
-def _encode(batch, *, tokenizer, vocab, char_index, tokens_column, tags_column, names, iob1,
-            max_seq_length, max_word_length, split):
+def _encode(
+    batch,
+    *,
+    tokenizer,
+    vocab,
+    char_index,
+    tokens_column,
+    tags_column,
+    names,
+    iob1,
+    max_seq_length,
+    max_word_length,
+    split,
+):
     words = batch[tokens_column]
     labels = []
     for row, source, sent, tags in zip(batch[ROW], batch[SOURCE], words, batch[tags_column], strict=True):
@@ -154,7 +169,15 @@ class TokenClassificationDataModule(SeqDataModule):
         persistent_workers: bool = False,
         drop_last: bool = False,
     ):
-        super().__init__(batch_size, eval_batch_size, group_by_length, num_workers, pin_memory, persistent_workers, drop_last)
+        super().__init__(
+            batch_size,
+            eval_batch_size,
+            group_by_length,
+            num_workers,
+            pin_memory,
+            persistent_workers,
+            drop_last,
+        )
         check_tags([], tag_scheme, key="data.tag_scheme")  # the scheme name itself, before any data is read
         if max_word_length < 1:
             raise ValueError(f"data.max_word_length={max_word_length}: must be >= 1")
@@ -176,19 +199,27 @@ class TokenClassificationDataModule(SeqDataModule):
         for split, ds in raw.items():
             require_columns(ds, split, {"tokens_column": hp.tokens_column, "tags_column": hp.tags_column})
         if hp.tag_scheme == "IOB1":
-            log.info("data.tag_scheme=IOB1: tags are converted to IOB2 at load time; the model predicts and is scored in IOB2")
+            log.info(
+                "data.tag_scheme=IOB1: tags are converted to IOB2 at load time; the model predicts and is scored in IOB2"
+            )
         train = raw["train"]
         words = column(train, hp.tokens_column)
         if self.tokenizer is None:  # not restored from a checkpoint: fit on train only
             self.tokenizer = self.make_tokenizer(lambda: words, is_pretokenized=True)
         if hp.use_chars and self.tokenizer.splits_words:
-            raise ValueError("data.use_chars=true needs one id per word (data/tokenizer=word): this tokenizer splits words")
+            raise ValueError(
+                "data.use_chars=true needs one id per word (data/tokenizer=word): this tokenizer splits words"
+            )
         if self.label_vocab is None:
             names = _tag_names(train.features[hp.tags_column])
             if names is not None and hp.tag_scheme != "IOB1":  # keep the source's ids (and its full tag list)
                 self.label_vocab = LabelVocab(names)
             else:
-                tags = [t for row in column(train, hp.tags_column) for t in _read_tags(row, names, hp.tag_scheme == "IOB1")]
+                tags = [
+                    t
+                    for row in column(train, hp.tags_column)
+                    for t in _read_tags(row, names, hp.tag_scheme == "IOB1")
+                ]
                 check_tags(tags, self.model_tag_scheme, key="data.tag_scheme")
                 self.label_vocab = LabelVocab(close_tags(tags, self.model_tag_scheme))
             check_tags(self.label_vocab.labels, self.model_tag_scheme, key="data.tag_scheme")
@@ -200,8 +231,10 @@ class TokenClassificationDataModule(SeqDataModule):
         self.datasets = DatasetDict({split: self._encode(ds, split) for split, ds in raw.items()})
         log.info(
             "data: %s | vocab %d | %d tags %s%s",
-            ", ".join(f"{k} {len(v)}" for k, v in self.datasets.items()), self.tokenizer.vocab_size,
-            len(self.label_vocab), self.label_vocab.labels,
+            ", ".join(f"{k} {len(v)}" for k, v in self.datasets.items()),
+            self.tokenizer.vocab_size,
+            len(self.label_vocab),
+            self.label_vocab.labels,
             f" | {len(self.char_vocab)} chars" if self.char_vocab is not None else "",
         )
 
@@ -226,7 +259,9 @@ class TokenClassificationDataModule(SeqDataModule):
         self.label_vocab = LabelVocab(self.label_vocab.labels + extra)
         log.warning(
             "validation/test hold %d tags of entity types train never saw (%s): they are never predicted and their "
-            "spans count as misses", sum(new.values()), ", ".join(f"{t} x{n}" for t, n in sorted(new.items())),
+            "spans count as misses",
+            sum(new.values()),
+            ", ".join(f"{t} x{n}" for t, n in sorted(new.items())),
         )
 
     def _encode(self, ds: Dataset, split: str) -> Dataset:
@@ -234,20 +269,33 @@ class TokenClassificationDataModule(SeqDataModule):
         if hp.use_chars and self.char_vocab is None:
             raise ValueError("data.use_chars=true but the restored state has no char vocabulary")
         encoded = tokenize_split(
-            ds, _encode, split, hp.num_proc,
-            tokenizer=self.tokenizer, vocab=self.label_vocab,
+            ds,
+            _encode,
+            split,
+            hp.num_proc,
+            tokenizer=self.tokenizer,
+            vocab=self.label_vocab,
             char_index={c: i for i, c in enumerate(self.char_vocab)} if hp.use_chars else None,
-            tokens_column=hp.tokens_column, tags_column=hp.tags_column,
-            names=_tag_names(ds.features[hp.tags_column]), iob1=hp.tag_scheme == "IOB1",
-            max_seq_length=hp.max_seq_length, max_word_length=hp.max_word_length, split=split,
+            tokens_column=hp.tokens_column,
+            tags_column=hp.tags_column,
+            names=_tag_names(ds.features[hp.tags_column]),
+            iob1=hp.tag_scheme == "IOB1",
+            max_seq_length=hp.max_seq_length,
+            max_word_length=hp.max_word_length,
+            split=split,
         )
         encoded = count_truncated(encoded, split, "data.max_seq_length", hp.max_seq_length)
         return drop_empty_rows(encoded, split, f"column '{hp.tokens_column}'", hp.drop_empty)
 
     def state_dict(self) -> dict[str, Any]:
         """Saved in every checkpoint: what a checkpoint needs to encode new sentences and name its tags."""
-        return {"tokenizer": self.tokenizer.state(), "labels": self.label_vocab.labels, "chars": self.char_vocab,
-                "num_predictable": self.num_predictable, "hparams": dict(self.hparams)}
+        return {
+            "tokenizer": self.tokenizer.state(),
+            "labels": self.label_vocab.labels,
+            "chars": self.char_vocab,
+            "num_predictable": self.num_predictable,
+            "hparams": dict(self.hparams),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.tokenizer = tokenizer_from_state(state["tokenizer"])

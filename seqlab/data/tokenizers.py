@@ -89,7 +89,9 @@ class WordTokenizer:
         if lowercase:
             tok.normalizer = normalizers.Lowercase()
         # Pre-tokenized input (CoNLL tokens) must not be split again, only normalised.
-        tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit() if is_pretokenized else PRE_TOKENIZERS[pre_tokenizer]()
+        tok.pre_tokenizer = (
+            pre_tokenizers.WhitespaceSplit() if is_pretokenized else PRE_TOKENIZERS[pre_tokenizer]()
+        )
         trainer = WordLevelTrainer(
             vocab_size=max_size if max_size else 2**31 - 1,
             min_frequency=min_freq,
@@ -123,7 +125,9 @@ class WordTokenizer:
         if pairs is not None:
             sep = self.token_to_id(SEP)
             if sep == self.unk_token_id:
-                raise ValueError(f"text pairs need the {SEP} token in the vocabulary: fit the tokenizer with pairs")
+                raise ValueError(
+                    f"text pairs need the {SEP} token in the vocabulary: fit the tokenizer with pairs"
+                )
             second = self.encode_batch(pairs)
             budget = max_length - 1 if max_length else None  # one slot for <sep>
             cut, joined = [], []
@@ -199,16 +203,36 @@ class FitWordTokenizer:
     Args: lowercase, min_freq, max_size, pre_tokenizer: see `WordTokenizer.fit`.
     """
 
-    def __init__(self, lowercase: bool = True, min_freq: int = 1, max_size: int | None = None, pre_tokenizer: str = "whitespace"):
+    def __init__(
+        self,
+        lowercase: bool = True,
+        min_freq: int = 1,
+        max_size: int | None = None,
+        pre_tokenizer: str = "whitespace",
+    ):
         if pre_tokenizer not in PRE_TOKENIZERS:
-            raise ValueError(f"data.tokenizer.pre_tokenizer={pre_tokenizer!r}: choose one of {sorted(PRE_TOKENIZERS)}")
-        self.lowercase, self.min_freq, self.max_size, self.pre_tokenizer = lowercase, min_freq, max_size, pre_tokenizer
+            raise ValueError(
+                f"data.tokenizer.pre_tokenizer={pre_tokenizer!r}: choose one of {sorted(PRE_TOKENIZERS)}"
+            )
+        self.lowercase, self.min_freq, self.max_size, self.pre_tokenizer = (
+            lowercase,
+            min_freq,
+            max_size,
+            pre_tokenizer,
+        )
 
-    def __call__(self, corpus, *, is_pretokenized: bool = False, special_tokens: Sequence[str] = ()) -> WordTokenizer:
+    def __call__(
+        self, corpus, *, is_pretokenized: bool = False, special_tokens: Sequence[str] = ()
+    ) -> WordTokenizer:
         """`corpus()` gives the training texts (or word lists): called here, because only fitting needs them."""
         return WordTokenizer.fit(
-            corpus(), lowercase=self.lowercase, min_freq=self.min_freq, max_size=self.max_size,
-            pre_tokenizer=self.pre_tokenizer, special_tokens=special_tokens, is_pretokenized=is_pretokenized,
+            corpus(),
+            lowercase=self.lowercase,
+            min_freq=self.min_freq,
+            max_size=self.max_size,
+            pre_tokenizer=self.pre_tokenizer,
+            special_tokens=special_tokens,
+            is_pretokenized=is_pretokenized,
         )
 
 

@@ -34,10 +34,15 @@ class LabelVocab:
         try:
             return self._index[value]
         except KeyError:
-            hint = "" if self.origin == "the training split" else " (does the checkpoint belong to another task or data set?)"
+            hint = (
+                ""
+                if self.origin == "the training split"
+                else " (does the checkpoint belong to another task or data set?)"
+            )
             raise ValueError(
                 f"{where}label {value!r} does not occur in {self.origin}, whose labels are {self.labels[:20]}"
-                + (" ..." if len(self.labels) > 20 else "") + hint
+                + (" ..." if len(self.labels) > 20 else "")
+                + hint
             ) from None
 
     def decode(self, idx: int) -> Any:

@@ -63,7 +63,9 @@ class CharEncoder(nn.Module):
             out = x.new_zeros(B * T, self.output_dim)  # (N, 2H)
             words = lengths > 0  # only real words go through the LSTM (packing refuses length 0)
             if bool(words.any()):
-                packed = pack_padded_sequence(x[words], lengths[words].cpu(), batch_first=True, enforce_sorted=False)
+                packed = pack_padded_sequence(
+                    x[words], lengths[words].cpu(), batch_first=True, enforce_sorted=False
+                )
                 _, (h_n, _) = self.lstm(packed)  # h_n (2, N', H): last forward state, first backward state
                 out[words] = torch.cat([h_n[0], h_n[1]], dim=-1)  # (N', 2H)
         return out.reshape(B, T, self.output_dim)  # (B, T, D)

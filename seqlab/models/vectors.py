@@ -64,7 +64,9 @@ def load_vectors(
                 continue  # word2vec header: "<count> <dim>"
             word, values = parts[0], parts[1:]
             if len(values) != dim:
-                raise ValueError(f"{path}:{lineno}: vectors have {len(values)} dimensions but model.encoder.embed_dim={dim}")
+                raise ValueError(
+                    f"{path}:{lineno}: vectors have {len(values)} dimensions but model.encoder.embed_dim={dim}"
+                )
             rows = exact_rows.get(word, [])
             fallback = [i for i in lower_rows.get(word, ()) if i not in exact]  # an exact match always wins
             if rows or fallback:

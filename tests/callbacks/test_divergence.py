@@ -13,10 +13,16 @@ from tests.conftest import compose_cfg
 
 
 def test_non_finite_loss_stops_the_run_before_any_checkpoint(tmp_path):
-    cfg = compose_cfg("+experiment=bow", "model.optimizer.lr=1e20", "trainer.max_epochs=3",
-                      "callbacks.rich_progress_bar=null",
-                      output_dir=tmp_path)
-    with pytest.raises(DivergenceError, match=r"the training loss is (nan|inf) at step \d+ .*model.optimizer.lr, now 1e\+20"):
+    cfg = compose_cfg(
+        "+experiment=bow",
+        "model.optimizer.lr=1e20",
+        "trainer.max_epochs=3",
+        "callbacks.rich_progress_bar=null",
+        output_dir=tmp_path,
+    )
+    with pytest.raises(
+        DivergenceError, match=r"the training loss is (nan|inf) at step \d+ .*model.optimizer.lr, now 1e\+20"
+    ):
         run(cfg)
     assert not list(tmp_path.glob("checkpoints/*.ckpt"))  # nothing of the poisoned weights was kept
     assert not (tmp_path / "summary.json").exists()

@@ -19,13 +19,21 @@ def write_jsonl(path, rows):
 
 @pytest.fixture
 def pair_files(tmp_path):
-    train = [{"premise": f"a man walks {i}", "hypothesis": "a man moves", "gold": "yes" if i % 2 else "no"} for i in range(20)]
+    train = [
+        {"premise": f"a man walks {i}", "hypothesis": "a man moves", "gold": "yes" if i % 2 else "no"}
+        for i in range(20)
+    ]
     dev = [{"premise": "a dog walks", "hypothesis": "a cat sleeps", "gold": "no"}]
-    return {"train": write_jsonl(tmp_path / "train.jsonl", train), "validation": write_jsonl(tmp_path / "dev.jsonl", dev)}
+    return {
+        "train": write_jsonl(tmp_path / "train.jsonl", train),
+        "validation": write_jsonl(tmp_path / "dev.jsonl", dev),
+    }
 
 
 def test_collate_pads_to_batch_max_and_masks():
-    batch = PadCollator(pad_token_id=0)([{"input_ids": [5, 6, 7], "labels": 1}, {"input_ids": [8], "labels": 0}])
+    batch = PadCollator(pad_token_id=0)(
+        [{"input_ids": [5, 6, 7], "labels": 1}, {"input_ids": [8], "labels": 0}]
+    )
     assert torch.equal(batch["input_ids"], torch.tensor([[5, 6, 7], [8, 0, 0]]))
     assert torch.equal(batch["attention_mask"], torch.tensor([[1, 1, 1], [1, 0, 0]]))
     assert torch.equal(batch["lengths"], torch.tensor([3, 1]))
@@ -35,7 +43,10 @@ def test_collate_pads_to_batch_max_and_masks():
 
 
 def test_negation_source_is_deterministic_and_needs_order():
-    a, b = NegationSentimentSource(50, 10, 10, seed=3).load(), NegationSentimentSource(50, 10, 10, seed=3).load()
+    a, b = (
+        NegationSentimentSource(50, 10, 10, seed=3).load(),
+        NegationSentimentSource(50, 10, 10, seed=3).load(),
+    )
     assert a["train"]["text"][:] == b["train"]["text"][:]
     assert NegationSentimentSource(50, 10, 10, seed=4).load()["train"]["text"][:] != a["train"]["text"][:]
     # growing the training split leaves the test split unchanged
@@ -44,29 +55,48 @@ def test_negation_source_is_deterministic_and_needs_order():
 
 def test_text_pairs_label_vocab_and_loader_options(pair_files):
     dm = TextClassificationDataModule(
-        HFSource("jsonl", data_files=pair_files), text_column="premise", text_pair_column="hypothesis",
-        label_column="gold", batch_size=4, drop_last=True,
+        HFSource("jsonl", data_files=pair_files),
+        text_column="premise",
+        text_pair_column="hypothesis",
+        label_column="gold",
+        batch_size=4,
+        drop_last=True,
     )
     dm.setup("fit")
     with pytest.raises(ValueError, match=r"no 'test' split .*add data_files.test \(or run with test=false\)"):
         dm.test_dataloader()
     assert dm.label_vocab.labels == ["no", "yes"]
-    assert dm.dims == {"vocab_size": dm.tokenizer.vocab_size, "pad_token_id": 0, "num_labels": 2, "labels": ["no", "yes"]}
+    assert dm.dims == {
+        "vocab_size": dm.tokenizer.vocab_size,
+        "pad_token_id": 0,
+        "num_labels": 2,
+        "labels": ["no", "yes"],
+    }
     first = dm.datasets["train"][0]
     sep = dm.tokenizer.token_to_id("<sep>")
-    assert first["input_ids"] == dm.tokenizer.encode("a man walks 0") + [sep] + dm.tokenizer.encode("a man moves")
+    assert first["input_ids"] == dm.tokenizer.encode("a man walks 0") + [sep] + dm.tokenizer.encode(
+        "a man moves"
+    )
     batches = list(dm.train_dataloader())
     assert len(batches) == 5 and all(b["input_ids"].shape[0] == 4 for b in batches)
     assert len(list(dm.val_dataloader())) == 1
 
 
 def test_state_round_trip_restores_tokenizer_and_labels(pair_files):
-    dm = TextClassificationDataModule(HFSource("jsonl", data_files=pair_files), text_column="premise",
-                                      text_pair_column="hypothesis", label_column="gold")
+    dm = TextClassificationDataModule(
+        HFSource("jsonl", data_files=pair_files),
+        text_column="premise",
+        text_pair_column="hypothesis",
+        label_column="gold",
+    )
     dm.setup("fit")
-    other = TextClassificationDataModule(HFSource("jsonl", data_files=pair_files), text_column="premise",
-                                         text_pair_column="hypothesis", label_column="gold",
-                                         tokenizer=FitWordTokenizer(min_freq=5))
+    other = TextClassificationDataModule(
+        HFSource("jsonl", data_files=pair_files),
+        text_column="premise",
+        text_pair_column="hypothesis",
+        label_column="gold",
+        tokenizer=FitWordTokenizer(min_freq=5),
+    )
     other.load_state_dict(dm.state_dict())
     other.setup("fit")  # restored vocab is kept, not refitted with min_freq=5
     assert other.tokenizer.get_vocab() == dm.tokenizer.get_vocab()
@@ -88,9 +118,13 @@ def test_validation_is_carved_from_train_with_a_seed(tmp_path):
 
 def test_max_samples_and_truncation(tmp_path):
     rows = [{"text": "one two three four five", "label": "a"}] * 30
-    files = {"train": write_jsonl(tmp_path / "t.jsonl", rows), "validation": write_jsonl(tmp_path / "v.jsonl", rows)}
-    dm = TextClassificationDataModule(HFSource("json", data_files=files), max_train_samples=10, max_eval_samples=4,
-                                      max_seq_length=3)
+    files = {
+        "train": write_jsonl(tmp_path / "t.jsonl", rows),
+        "validation": write_jsonl(tmp_path / "v.jsonl", rows),
+    }
+    dm = TextClassificationDataModule(
+        HFSource("json", data_files=files), max_train_samples=10, max_eval_samples=4, max_seq_length=3
+    )
     dm.setup("fit")
     assert len(dm.datasets["train"]) == 10 and len(dm.datasets["validation"]) == 4
     assert all(len(x) == 3 for x in dm.datasets["train"]["input_ids"][:])
@@ -99,24 +133,35 @@ def test_max_samples_and_truncation(tmp_path):
 # ---- bad input: one clear error naming what to fix ---------------------------------------------------
 def test_unknown_column_lists_the_available_ones(pair_files):
     dm = TextClassificationDataModule(HFSource("jsonl", data_files=pair_files), text_column="sentence")
-    with pytest.raises(ValueError, match=r"data.text_column='sentence'.*available columns: \['premise', 'hypothesis', 'gold'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"data.text_column='sentence'.*available columns: \['premise', 'hypothesis', 'gold'\]",
+    ):
         dm.setup("fit")
 
 
 def test_label_unseen_in_train_is_an_error(tmp_path):
     files = {
-        "train": write_jsonl(tmp_path / "t.jsonl", [{"text": "good", "label": "pos"}, {"text": "bad", "label": "neg"}]),
+        "train": write_jsonl(
+            tmp_path / "t.jsonl", [{"text": "good", "label": "pos"}, {"text": "bad", "label": "neg"}]
+        ),
         "validation": write_jsonl(tmp_path / "v.jsonl", [{"text": "meh", "label": "neutral"}]),
     }
     dm = TextClassificationDataModule(HFSource("jsonl", data_files=files))
-    with pytest.raises(ValueError, match=r"split 'validation' row 0, column 'label': label 'neutral' does not occur in the training split"):
+    with pytest.raises(
+        ValueError,
+        match=r"split 'validation' row 0, column 'label': label 'neutral' does not occur in the training split",
+    ):
         dm.setup("fit")
 
 
-@pytest.mark.parametrize("fmt,content", [
-    ("jsonl", '{"text": "fine", "label": 1}\n{"text": "   ", "label": 0}\n{"text": "ok", "label": 0}\n'),
-    ("csv", "text,label\nfine,1\n,0\nok,0\n"),  # an empty CSV field reads as null: an empty text too
-])
+@pytest.mark.parametrize(
+    "fmt,content",
+    [
+        ("jsonl", '{"text": "fine", "label": 1}\n{"text": "   ", "label": 0}\n{"text": "ok", "label": 0}\n'),
+        ("csv", "text,label\nfine,1\n,0\nok,0\n"),  # an empty CSV field reads as null: an empty text too
+    ],
+)
 def test_empty_text_fails_or_is_dropped(fmt, content, tmp_path):
     path = tmp_path / f"t.{fmt}"
     path.write_text(content)
@@ -135,11 +180,15 @@ def test_persistent_workers_without_workers_is_refused():
 
 def test_tokenized_splits_are_cached_and_num_proc_gives_the_same_result(tmp_path):
     rows = [{"text": f"word{i % 17} and word{i % 5}", "label": i % 2} for i in range(400)]
-    files = {"train": write_jsonl(tmp_path / "t.jsonl", rows), "validation": write_jsonl(tmp_path / "v.jsonl", rows[:50])}
+    files = {
+        "train": write_jsonl(tmp_path / "t.jsonl", rows),
+        "validation": write_jsonl(tmp_path / "v.jsonl", rows[:50]),
+    }
 
     def build(num_proc=None):
-        dm = TextClassificationDataModule(HFSource("jsonl", data_files=files, cache_dir=str(tmp_path / "cache")),
-                                          num_proc=num_proc)
+        dm = TextClassificationDataModule(
+            HFSource("jsonl", data_files=files, cache_dir=str(tmp_path / "cache")), num_proc=num_proc
+        )
         dm.setup("fit")
         return dm
 
@@ -148,7 +197,9 @@ def test_tokenized_splits_are_cached_and_num_proc_gives_the_same_result(tmp_path
     assert cached, "tokenized train split was not written to the datasets cache"
     mtimes = {f: (tmp_path / f).stat().st_mtime_ns for f in cached}
     second = build()  # same data, same tokenizer: the datasets fingerprint matches, nothing is re-tokenized
-    assert [f["filename"] for f in second.datasets["train"].cache_files if "cache-" in f["filename"]] == cached
+    assert [
+        f["filename"] for f in second.datasets["train"].cache_files if "cache-" in f["filename"]
+    ] == cached
     assert {f: (tmp_path / f).stat().st_mtime_ns for f in cached} == mtimes
     parallel = build(num_proc=2)
     assert parallel.datasets["train"]["input_ids"][:] == first.datasets["train"]["input_ids"][:]
@@ -170,11 +221,17 @@ def test_class_label_columns_use_their_names_and_unlabelled_test_splits_are_skip
     from datasets import ClassLabel, Dataset, Features, Value
 
     features = Features({"sentence": Value("string"), "label": ClassLabel(names=["negative", "positive"])})
-    source = ListSource({
-        "train": Dataset.from_dict({"sentence": ["good", "bad", "fine"], "label": [1, 0, 1]}, features=features),
-        "validation": Dataset.from_dict({"sentence": ["great"], "label": [1]}, features=features),
-        "test": Dataset.from_dict({"sentence": ["hidden", "labels"], "label": [-1, -1]}, features=features),
-    })
+    source = ListSource(
+        {
+            "train": Dataset.from_dict(
+                {"sentence": ["good", "bad", "fine"], "label": [1, 0, 1]}, features=features
+            ),
+            "validation": Dataset.from_dict({"sentence": ["great"], "label": [1]}, features=features),
+            "test": Dataset.from_dict(
+                {"sentence": ["hidden", "labels"], "label": [-1, -1]}, features=features
+            ),
+        }
+    )
     dm = TextClassificationDataModule(source, text_column="sentence")
     dm.setup("fit")
     assert dm.label_vocab.labels == ["negative", "positive"]
@@ -191,12 +248,19 @@ def test_pairs_are_truncated_longest_first_and_keep_the_separator():
 
 
 def test_long_pairs_keep_both_texts_and_the_separator(pair_files):
-    dm = TextClassificationDataModule(HFSource("jsonl", data_files=pair_files), text_column="premise",
-                                      text_pair_column="hypothesis", label_column="gold", max_seq_length=5)
+    dm = TextClassificationDataModule(
+        HFSource("jsonl", data_files=pair_files),
+        text_column="premise",
+        text_pair_column="hypothesis",
+        label_column="gold",
+        max_seq_length=5,
+    )
     dm.setup("fit")
     tok = dm.tokenizer
     # "a man walks 0" + "a man moves": 4 slots for words, the longer side shortened first
-    assert dm.datasets["train"][0]["input_ids"] == tok.encode("a man") + [tok.token_to_id("<sep>")] + tok.encode("a man")
+    assert dm.datasets["train"][0]["input_ids"] == tok.encode("a man") + [
+        tok.token_to_id("<sep>")
+    ] + tok.encode("a man")
 
 
 def test_errors_name_the_row_in_the_source_file_when_validation_is_carved(tmp_path):
@@ -205,13 +269,18 @@ def test_errors_name_the_row_in_the_source_file_when_validation_is_carved(tmp_pa
     rows[37]["text"] = "   "
     files = {"train": write_jsonl(tmp_path / "t.jsonl", rows)}
     dm = TextClassificationDataModule(HFSource("jsonl", data_files=files), val_fraction=0.5, split_seed=1)
-    with pytest.raises(ValueError, match=r"split '(train' row 37|validation', row 37 of the source's 'train' split) "):
+    with pytest.raises(
+        ValueError, match=r"split '(train' row 37|validation', row 37 of the source's 'train' split) "
+    ):
         dm.setup("fit")
 
 
 def test_very_long_texts_are_cut_at_the_default_cap_and_counted(tmp_path, caplog):
     rows = [{"text": "word " * 5000, "label": 0}] + [{"text": "a b", "label": i % 2} for i in range(20)]
-    files = {"train": write_jsonl(tmp_path / "t.jsonl", rows), "validation": write_jsonl(tmp_path / "v.jsonl", rows[1:5])}
+    files = {
+        "train": write_jsonl(tmp_path / "t.jsonl", rows),
+        "validation": write_jsonl(tmp_path / "v.jsonl", rows[1:5]),
+    }
     dm = TextClassificationDataModule(HFSource("jsonl", data_files=files))
     with caplog.at_level("WARNING"):
         dm.setup("fit")
@@ -221,15 +290,21 @@ def test_very_long_texts_are_cut_at_the_default_cap_and_counted(tmp_path, caplog
 
 def test_null_label_and_foreign_checkpoint_labels_are_named(tmp_path):
     rows = [{"text": "a b", "label": "x"}, {"text": "c d", "label": None}, {"text": "e", "label": "y"}]
-    files = {"train": write_jsonl(tmp_path / "t.jsonl", rows), "validation": write_jsonl(tmp_path / "v.jsonl", rows[:1])}
+    files = {
+        "train": write_jsonl(tmp_path / "t.jsonl", rows),
+        "validation": write_jsonl(tmp_path / "v.jsonl", rows[:1]),
+    }
     with pytest.raises(ValueError, match=r"split 'train' row 1, column 'label': no label \(null\)"):
         TextClassificationDataModule(HFSource("jsonl", data_files=files)).setup("fit")
     rows[1]["label"] = "x"
     write_jsonl(tmp_path / "t.jsonl", rows)
     dm = TextClassificationDataModule(HFSource("jsonl", data_files=files))
     dm.load_state_dict({"tokenizer": FitWordTokenizer()(lambda: ["a b"]).state(), "labels": ["neg", "pos"]})
-    with pytest.raises(ValueError, match=r"label 'x' does not occur in the checkpoint's labels \(ckpt_path\), whose labels "
-                                         r"are \['neg', 'pos'\] \(does the checkpoint belong to another task"):
+    with pytest.raises(
+        ValueError,
+        match=r"label 'x' does not occur in the checkpoint's labels \(ckpt_path\), whose labels "
+        r"are \['neg', 'pos'\] \(does the checkpoint belong to another task",
+    ):
         dm.setup("fit")
     with pytest.raises(ValueError, match="has no label vocabulary: it belongs to another task"):
         dm.load_state_dict({"tokenizer": FitWordTokenizer()(lambda: ["a b"]).state()})
@@ -240,8 +315,17 @@ def test_files_that_disagree_name_the_split_and_row(tmp_path):
     train = write_jsonl(tmp_path / "t.jsonl", [{"text": "a b", "label": i % 2} for i in range(10)])
     no_label = write_jsonl(tmp_path / "v.jsonl", [{"text": "a b"}])
     with pytest.raises(ValueError, match=r"data.label_column='label': no such column in split 'validation'"):
-        TextClassificationDataModule(HFSource("jsonl", data_files={"train": train, "validation": no_label})).setup("fit")
-    text_label = write_jsonl(tmp_path / "v2.jsonl", [{"text": "a b", "label": 1}, {"text": "c", "label": "pos"}])
-    with pytest.raises(ValueError, match=r"split 'validation' row 1, column 'label': label 'pos' does not occur in the "
-                                         r"training split, whose labels are \[0, 1\]"):
-        TextClassificationDataModule(HFSource("jsonl", data_files={"train": train, "validation": text_label})).setup("fit")
+        TextClassificationDataModule(
+            HFSource("jsonl", data_files={"train": train, "validation": no_label})
+        ).setup("fit")
+    text_label = write_jsonl(
+        tmp_path / "v2.jsonl", [{"text": "a b", "label": 1}, {"text": "c", "label": "pos"}]
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"split 'validation' row 1, column 'label': label 'pos' does not occur in the "
+        r"training split, whose labels are \[0, 1\]",
+    ):
+        TextClassificationDataModule(
+            HFSource("jsonl", data_files={"train": train, "validation": text_label})
+        ).setup("fit")

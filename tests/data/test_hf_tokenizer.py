@@ -33,7 +33,9 @@ def test_encode_words_with_real_pieces_and_truncation(tiny_bert):
     words = [["Acme", "Widgets", "hired", "Jane"]]
     out, word_ids, cut = tok.encode_words(words)
     pieces = tok.decode(out["input_ids"][0])
-    assert pieces[0] == "[CLS]" and pieces[-1] == "[SEP]" and word_ids[0][0] is None and word_ids[0][-1] is None
+    assert (
+        pieces[0] == "[CLS]" and pieces[-1] == "[SEP]" and word_ids[0][0] is None and word_ids[0][-1] is None
+    )
     assert len(pieces) > len(words[0]) + 2 and cut == [False]  # some words were split into several pieces
     # every piece maps back to its word: the pieces of word i spell it (lowercased)
     for i, word in enumerate(words[0]):
@@ -57,8 +59,12 @@ def test_pairs_and_state_round_trip(tiny_bert):
 def test_classification_datamodule_with_pairs(tiny_bert, tmp_path, caplog):
     files = write_classification(tmp_path, pairs=True, n_train=40, n_eval=8)
     dm = TextClassificationDataModule(
-        HFSource("csv", data_files=files), text_column="premise", text_pair_column="hypothesis",
-        tokenizer=LoadHFTokenizer(str(tiny_bert)), max_seq_length=8, batch_size=4,
+        HFSource("csv", data_files=files),
+        text_column="premise",
+        text_pair_column="hypothesis",
+        tokenizer=LoadHFTokenizer(str(tiny_bert)),
+        max_seq_length=8,
+        batch_size=4,
     )
     with caplog.at_level(logging.WARNING):
         dm.setup("fit")
@@ -72,8 +78,9 @@ def test_classification_datamodule_with_pairs(tiny_bert, tmp_path, caplog):
 
 def test_tagging_datamodule_labels_first_pieces_and_marks_word_starts(tiny_bert, tmp_path):
     files = write_tagging(tmp_path, n_train=20, n_eval=4)
-    dm = TokenClassificationDataModule(HFSource("jsonl", data_files=files), tokenizer=LoadHFTokenizer(str(tiny_bert)),
-                                       batch_size=4)
+    dm = TokenClassificationDataModule(
+        HFSource("jsonl", data_files=files), tokenizer=LoadHFTokenizer(str(tiny_bert)), batch_size=4
+    )
     dm.setup("fit")
     raw = dm.source.load()["validation"][dm.eval_order("validation")[0]]  # the loader: longest row first
     batch = next(iter(dm.val_dataloader()))
@@ -82,5 +89,6 @@ def test_tagging_datamodule_labels_first_pieces_and_marks_word_starts(tiny_bert,
     assert (labels[~starts] == X).all()  # continuation pieces, special tokens and padding are not labelled
     assert [dm.label_vocab.labels[i] for i in labels[starts].tolist()] == raw["tags"]
     with pytest.raises(ValueError, match="use_chars=true needs one id per word"):
-        TokenClassificationDataModule(HFSource("jsonl", data_files=files), tokenizer=LoadHFTokenizer(str(tiny_bert)),
-                                      use_chars=True).setup("fit")
+        TokenClassificationDataModule(
+            HFSource("jsonl", data_files=files), tokenizer=LoadHFTokenizer(str(tiny_bert)), use_chars=True
+        ).setup("fit")

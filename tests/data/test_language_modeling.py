@@ -12,7 +12,9 @@ from seqlab.data.sources import HFSource
 from tests.conftest import SHARED_DATA
 
 WIKITEXT = SHARED_DATA / "wikitext-2"
-needs_wikitext = pytest.mark.skipif(not (WIKITEXT / "train.txt").is_file(), reason=f"no WikiText-2 under {SHARED_DATA}")
+needs_wikitext = pytest.mark.skipif(
+    not (WIKITEXT / "train.txt").is_file(), reason=f"no WikiText-2 under {SHARED_DATA}"
+)
 
 
 def text_source(tmp_path: Path, splits: dict[str, str]) -> HFSource:
@@ -29,7 +31,9 @@ def text_source(tmp_path: Path, splits: dict[str, str]) -> HFSource:
 @pytest.fixture(scope="module")
 def wikitext2():
     files = {"train": "train.txt", "validation": "valid.txt", "test": "test.txt"}
-    dm = LanguageModelDataModule(HFSource("text", data_files={k: str(WIKITEXT / v) for k, v in files.items()}))
+    dm = LanguageModelDataModule(
+        HFSource("text", data_files={k: str(WIKITEXT / v) for k, v in files.items()})
+    )
     dm.setup("fit")
     return dm
 
@@ -38,12 +42,16 @@ def wikitext2():
 def test_wikitext2_official_token_counts(wikitext2):
     # whitespace_split + <eos> after every line, the empty lines (" ") included: Merity et al.'s counts
     assert {k: v.numel() for k, v in wikitext2.streams.items()} == {
-        "train": 2_088_628, "validation": 217_646, "test": 245_569,
+        "train": 2_088_628,
+        "validation": 217_646,
+        "test": 245_569,
     }
     vocab = wikitext2.tokenizer.get_vocab()
     words = set(vocab) - {"<pad>"}
     assert len(words) == 33_278  # the official vocabulary, <eos> and <unk> included, fitted on train alone
-    assert int(wikitext2.streams["validation"].eq(wikitext2.tokenizer.unk_token_id).sum()) == 11_718  # every <unk> is the corpus's own
+    assert (
+        int(wikitext2.streams["validation"].eq(wikitext2.tokenizer.unk_token_id).sum()) == 11_718
+    )  # every <unk> is the corpus's own
     assert wikitext2.dims["vocab_size"] == max(vocab.values()) + 1 == len(vocab)  # no holes in the ids
 
 
@@ -60,7 +68,14 @@ def test_wikitext2_ids_in_frequency_order(wikitext2):
 def test_wikitext2_first_window(wikitext2):
     batch = next(iter(wikitext2.train_dataloader()))
     assert batch["input_ids"].shape == batch["labels"].shape == batch["attention_mask"].shape == (20, 35)
-    assert wikitext2.tokenizer.decode(batch["input_ids"][0, :6]) == [EOS, "=", "Valkyria", "Chronicles", "III", "="]
+    assert wikitext2.tokenizer.decode(batch["input_ids"][0, :6]) == [
+        EOS,
+        "=",
+        "Valkyria",
+        "Chronicles",
+        "III",
+        "=",
+    ]
 
 
 # ---- batchify and windows on a synthetic stream ---------------------------------------------------------
@@ -79,7 +94,9 @@ def test_windows_continue_each_row_and_labels_are_next_tokens():
     for prev, nxt in zip(batches, batches[1:], strict=False):
         # row r of batch i+1 starts exactly where row r of batch i ended
         assert torch.equal(nxt["input_ids"][:, 0], prev["input_ids"][:, -1] + 1)
-        assert torch.equal(prev["labels"][:, -1], nxt["input_ids"][:, 0])  # the shift crosses window boundaries
+        assert torch.equal(
+            prev["labels"][:, -1], nxt["input_ids"][:, 0]
+        )  # the shift crosses window boundaries
     # the windows tile the rows exactly: inputs are all but the last column, labels all but the first
     assert torch.equal(torch.cat([b["input_ids"] for b in batches], 1), data[:, :-1])
     assert torch.equal(torch.cat([b["labels"] for b in batches], 1), data[:, 1:])
@@ -105,20 +122,30 @@ CORPUS = " = Title = \n \n a b c a \n \n b c d \n"  # WikiText layout: empty lin
 
 
 def test_stream_has_eos_after_every_line_including_empty_ones(tmp_path):
-    dm = LanguageModelDataModule(text_source(tmp_path, {"train": CORPUS, "validation": CORPUS, "test": CORPUS}),
-                                 batch_size=2, eval_batch_size=1, bptt=3)
+    dm = LanguageModelDataModule(
+        text_source(tmp_path, {"train": CORPUS, "validation": CORPUS, "test": CORPUS}),
+        batch_size=2,
+        eval_batch_size=1,
+        bptt=3,
+    )
     dm.setup("fit")
     words = dm.tokenizer.decode(dm.streams["train"])
     assert words == ["=", "Title", "=", EOS, EOS, "a", "b", "c", "a", EOS, EOS, "b", "c", "d", EOS]
-    off = LanguageModelDataModule(text_source(tmp_path / "off", {"train": CORPUS, "validation": CORPUS}), add_eos=False)
+    off = LanguageModelDataModule(
+        text_source(tmp_path / "off", {"train": CORPUS, "validation": CORPUS}), add_eos=False
+    )
     off.setup("fit")
     assert off.streams["train"].numel() == 10 and off.eos_token_id is None
 
 
 def test_loaders_yield_windows_in_order_every_time(tmp_path):
     text = "".join(f" w{i % 7} w{i % 5} w{i % 3} \n" for i in range(200))
-    dm = LanguageModelDataModule(text_source(tmp_path, {"train": text, "validation": text, "test": text}),
-                                 batch_size=4, eval_batch_size=2, bptt=6)
+    dm = LanguageModelDataModule(
+        text_source(tmp_path, {"train": text, "validation": text, "test": text}),
+        batch_size=4,
+        eval_batch_size=2,
+        bptt=6,
+    )
     dm.setup("fit")
     for loader, rows in ((dm.train_dataloader, 4), (dm.val_dataloader, 2), (dm.test_dataloader, 2)):
         first, second = list(loader()), list(loader())
@@ -151,6 +178,8 @@ def test_missing_validation_is_the_tail_of_train_in_order(tmp_path):
 
 
 def test_bad_column_names_the_key(tmp_path):
-    dm = LanguageModelDataModule(text_source(tmp_path, {"train": CORPUS, "validation": CORPUS}), text_column="sentence")
+    dm = LanguageModelDataModule(
+        text_source(tmp_path, {"train": CORPUS, "validation": CORPUS}), text_column="sentence"
+    )
     with pytest.raises(ValueError, match="data.text_column='sentence'"):
         dm.setup("fit")

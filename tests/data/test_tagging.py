@@ -37,9 +37,16 @@ def test_iob1_is_converted_and_padding_is_minus_100():
     assert labels == ["B-LOC", "B-MISC", "B-ORG", "B-PER", "I-LOC", "I-MISC", "I-ORG", "I-PER", "O"]
     second = dm.datasets["train"][1]  # Jane visited Lima Quito and Oslo .
     assert [labels[i] for i in second["labels"]] == ["B-PER", "O", "B-LOC", "B-LOC", "O", "B-LOC", "O"]
-    assert second["input_ids"] == dm.tokenizer.encode(["Jane", "visited", "Lima", "Quito", "and", "Oslo", "."])
-    assert dm.dims == {"vocab_size": dm.tokenizer.vocab_size, "pad_token_id": 0, "num_labels": 9,
-                       "labels": labels, "tag_scheme": "IOB2"}
+    assert second["input_ids"] == dm.tokenizer.encode(
+        ["Jane", "visited", "Lima", "Quito", "and", "Oslo", "."]
+    )
+    assert dm.dims == {
+        "vocab_size": dm.tokenizer.vocab_size,
+        "pad_token_id": 0,
+        "num_labels": 9,
+        "labels": labels,
+        "tag_scheme": "IOB2",
+    }
     batch = next(iter(dm.val_dataloader()))
     lengths = batch["lengths"]
     assert lengths.tolist() == [8, 7, 4, 3, 1]  # rows 0, 1, 4, 2, 3: evaluation batches go longest first
@@ -71,7 +78,9 @@ def test_wrong_scheme_and_empty_sentences_fail_clearly():
     dm = TokenClassificationDataModule(MemorySource(splits), drop_empty=True)
     dm.setup("fit")
     assert len(dm.datasets["train"]) == 2
-    bad = DatasetDict({s: Dataset.from_dict({"tokens": [["a", "b"]], "tags": [["O"]]}) for s in ("train", "validation")})
+    bad = DatasetDict(
+        {s: Dataset.from_dict({"tokens": [["a", "b"]], "tags": [["O"]]}) for s in ("train", "validation")}
+    )
     with pytest.raises(ValueError, match="split 'train' row 0: 2 tokens but 1 tags"):
         TokenClassificationDataModule(MemorySource(bad)).setup("fit")
 
@@ -79,7 +88,9 @@ def test_wrong_scheme_and_empty_sentences_fail_clearly():
 def test_class_label_tags_use_their_names():
     names = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
     features = Features({"tokens": Sequence(Value("string")), "tags": Sequence(ClassLabel(names=names))})
-    ds = Dataset.from_dict({"tokens": [["Ann", "Lee", "ran"], ["Rome"]], "tags": [[1, 2, 0], [3]]}, features=features)
+    ds = Dataset.from_dict(
+        {"tokens": [["Ann", "Lee", "ran"], ["Rome"]], "tags": [[1, 2, 0], [3]]}, features=features
+    )
     dm = TokenClassificationDataModule(MemorySource(DatasetDict(train=ds, validation=ds)))
     dm.setup("fit")
     assert dm.label_vocab.labels == names  # the source's order, so ids stay those of the hub data set
@@ -87,10 +98,13 @@ def test_class_label_tags_use_their_names():
 
 
 def test_chars_truncation_and_collate():
-    dm = TokenClassificationDataModule(conll_source(), tag_scheme="IOB1", use_chars=True, max_word_length=4,
-                                       max_seq_length=5, batch_size=2)
+    dm = TokenClassificationDataModule(
+        conll_source(), tag_scheme="IOB1", use_chars=True, max_word_length=4, max_seq_length=5, batch_size=2
+    )
     dm.setup("fit")
-    assert dm.char_vocab[:2] == ["<pad>", "<unk>"] and "A" in dm.char_vocab and "a" in dm.char_vocab  # case kept
+    assert (
+        dm.char_vocab[:2] == ["<pad>", "<unk>"] and "A" in dm.char_vocab and "a" in dm.char_vocab
+    )  # case kept
     assert dm.dims["num_chars"] == len(dm.char_vocab)
     first = dm.datasets["train"][0]
     assert len(first["input_ids"]) == len(first["labels"]) == len(first["char_ids"]) == 5
@@ -98,34 +112,50 @@ def test_chars_truncation_and_collate():
     batch = TaggingCollator()([first, dm.datasets["train"][3]])  # 5 words and 1 word ("Rain")
     assert batch["char_ids"].shape == (2, 5, 4)
     assert (batch["char_ids"][1, 1:] == 0).all() and batch["char_ids"][1, 0].tolist() == [
-        dm.char_vocab.index(c) for c in "Rain"]
+        dm.char_vocab.index(c) for c in "Rain"
+    ]
 
 
 def test_state_round_trip_restores_vocabularies():
     dm = TokenClassificationDataModule(conll_source(), tag_scheme="IOB1", use_chars=True)
     dm.setup("fit")
-    other = TokenClassificationDataModule(conll_source(), tag_scheme="IOB1", use_chars=True,
-                                          tokenizer=FitWordTokenizer(min_freq=5))
+    other = TokenClassificationDataModule(
+        conll_source(), tag_scheme="IOB1", use_chars=True, tokenizer=FitWordTokenizer(min_freq=5)
+    )
     other.load_state_dict(dm.state_dict())
     other.setup("fit")  # restored vocabularies are kept, not refitted with min_freq=5
     assert other.tokenizer.get_vocab() == dm.tokenizer.get_vocab()
     assert other.label_vocab.labels == dm.label_vocab.labels and other.char_vocab == dm.char_vocab
     assert other.datasets["train"][:]["input_ids"] == dm.datasets["train"][:]["input_ids"]
-    assert torch.equal(next(iter(other.val_dataloader()))["char_ids"], next(iter(dm.val_dataloader()))["char_ids"])
+    assert torch.equal(
+        next(iter(other.val_dataloader()))["char_ids"], next(iter(dm.val_dataloader()))["char_ids"]
+    )
 
 
 def test_tag_vocabulary_is_closed_under_the_scheme(tmp_path):
     """Train has only B-LST, test has I-LST (a standard chunking benchmark does): no error, I-LST is a known tag."""
     (tmp_path / "train.conll").write_text("a B-LST\nb O\n\nc B-NP\nd I-NP\n\n")
     (tmp_path / "test.conll").write_text("a B-LST\nb I-LST\n\n")
-    files = {"train": str(tmp_path / "train.conll"), "validation": str(tmp_path / "train.conll"),
-             "test": str(tmp_path / "test.conll")}
+    files = {
+        "train": str(tmp_path / "train.conll"),
+        "validation": str(tmp_path / "train.conll"),
+        "test": str(tmp_path / "test.conll"),
+    }
     dm = TokenClassificationDataModule(HFSource("conll", data_files=files), tag_scheme="IOB2")
     dm.setup("fit")
     assert dm.label_vocab.labels == ["B-LST", "B-NP", "I-LST", "I-NP", "O"]
     assert [dm.label_vocab.labels[i] for i in dm.datasets["test"][0]["labels"]] == ["B-LST", "I-LST"]
-    iobes = TokenClassificationDataModule(MemorySource(DatasetDict({s: Dataset.from_dict(
-        {"tokens": [["a", "b"]], "tags": [["S-X", "O"]]}) for s in ("train", "validation")})), tag_scheme="IOBES")
+    iobes = TokenClassificationDataModule(
+        MemorySource(
+            DatasetDict(
+                {
+                    s: Dataset.from_dict({"tokens": [["a", "b"]], "tags": [["S-X", "O"]]})
+                    for s in ("train", "validation")
+                }
+            )
+        ),
+        tag_scheme="IOBES",
+    )
     iobes.setup("fit")
     assert iobes.label_vocab.labels == ["B-X", "E-X", "I-X", "O", "S-X"]
 
@@ -138,8 +168,11 @@ def test_entity_types_train_never_saw_are_gold_only(tmp_path, caplog):
 
     (tmp_path / "train.conll").write_text("a B-PER\nb O\n\n")
     (tmp_path / "test.conll").write_text("a B-PER\nb B-LST\nc I-LST\n\n")
-    files = {"train": str(tmp_path / "train.conll"), "validation": str(tmp_path / "train.conll"),
-             "test": str(tmp_path / "test.conll")}
+    files = {
+        "train": str(tmp_path / "train.conll"),
+        "validation": str(tmp_path / "train.conll"),
+        "test": str(tmp_path / "test.conll"),
+    }
     dm = TokenClassificationDataModule(HFSource("conll", data_files=files), tag_scheme="IOB2")
     with caplog.at_level("WARNING"):
         dm.setup("fit")
@@ -150,4 +183,6 @@ def test_entity_types_train_never_saw_are_gold_only(tmp_path, caplog):
     metric = SpanF1(dm.dims["labels"], "IOB2")
     metric.update(perfect_on_known, gold)
     out = metric.compute()
-    assert out["precision"] == 1.0 and out["recall"] == 0.5  # 1 of 2 gold spans found: the unseen one is a miss
+    assert (
+        out["precision"] == 1.0 and out["recall"] == 0.5
+    )  # 1 of 2 gold spans found: the unseen one is a miss

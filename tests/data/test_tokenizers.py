@@ -27,7 +27,11 @@ def test_min_freq_and_max_size():
 
 
 def test_pre_tokenizers():
-    assert WordTokenizer.fit(["don't stop"]).decode(WordTokenizer.fit(["don't stop"]).encode("don't")) == ["don", "'", "t"]
+    assert WordTokenizer.fit(["don't stop"]).decode(WordTokenizer.fit(["don't stop"]).encode("don't")) == [
+        "don",
+        "'",
+        "t",
+    ]
     tok = WordTokenizer.fit(["@-@ keeps <unk> as is"], pre_tokenizer="whitespace_split", lowercase=False)
     assert tok.decode(tok.encode("@-@ <unk>")) == ["@-@", "<unk>"]
     with pytest.raises(ValueError, match="pre_tokenizer='bpe'"):
@@ -39,7 +43,11 @@ def test_round_trips(tmp_path):
     sample = ["the dog sat <sep> quietly", "a"]
     path = tmp_path / "tok.json"
     tok.save(path)
-    for other in (WordTokenizer.from_file(path), WordTokenizer.from_str(tok.to_str()), pickle.loads(pickle.dumps(tok))):
+    for other in (
+        WordTokenizer.from_file(path),
+        WordTokenizer.from_str(tok.to_str()),
+        pickle.loads(pickle.dumps(tok)),
+    ):
         assert other.get_vocab() == tok.get_vocab()
         assert other.encode_batch(sample) == tok.encode_batch(sample)
 

@@ -35,10 +35,20 @@ TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 UNSEEN = [(9, 4, 1, 2), (1,), (7,), (3, 3)]
 
 
-def rnn(cell: str = "lstm", layers: int = 2, bidirectional: bool = True, char: str | None = None) -> RNNEncoder:
+def rnn(
+    cell: str = "lstm", layers: int = 2, bidirectional: bool = True, char: str | None = None
+) -> RNNEncoder:
     chars = CharEncoder(num_chars=14, char_embed_dim=5, hidden_size=4, kind=char) if char else None
-    return RNNEncoder(40, 0, embed_dim=8, hidden_size=6, num_layers=layers, cell=cell, bidirectional=bidirectional,
-                      char_encoder=chars)
+    return RNNEncoder(
+        40,
+        0,
+        embed_dim=8,
+        hidden_size=6,
+        num_layers=layers,
+        cell=cell,
+        bidirectional=bidirectional,
+        char_encoder=chars,
+    )
 
 
 MODELS = {
@@ -47,10 +57,14 @@ MODELS = {
     "bigru2-last": lambda: TextClassificationTask(rnn("gru"), 3, OPT, pooling="last"),
     "bigru2-max": lambda: TextClassificationTask(rnn("gru"), 3, OPT, pooling="max"),
     "rnn1-last": lambda: TextClassificationTask(rnn("rnn", 1, False), 3, OPT, pooling="last"),
-    "cnn-max": lambda: TextClassificationTask(CNNEncoder(40, 0, embed_dim=8, hidden_size=4, kernel_sizes=(3, 4)), 3, OPT),
+    "cnn-max": lambda: TextClassificationTask(
+        CNNEncoder(40, 0, embed_dim=8, hidden_size=4, kernel_sizes=(3, 4)), 3, OPT
+    ),
     "bow-mean": lambda: TextClassificationTask(EmbeddingEncoder(40, 0, embed_dim=8), 3, OPT, pooling="mean"),
     "tag-bilstm": lambda: SequenceTaggingTask(rnn("lstm", 1), len(TAGS), TAGS, OPT),
-    "tag-bilstm-crf-charcnn": lambda: SequenceTaggingTask(rnn("lstm", 2, char="cnn"), len(TAGS), TAGS, OPT, use_crf=True),
+    "tag-bilstm-crf-charcnn": lambda: SequenceTaggingTask(
+        rnn("lstm", 2, char="cnn"), len(TAGS), TAGS, OPT, use_crf=True
+    ),
     "tag-bilstm-charlstm": lambda: SequenceTaggingTask(rnn("lstm", 1, char="lstm"), len(TAGS), TAGS, OPT),
 }
 
@@ -70,7 +84,10 @@ def test_export_module_equals_packed_model(name):
     for seed, lengths in enumerate([(6, 3, 1), *UNSEEN]):
         inputs = example_inputs(task, lengths, seed=seed)
         with torch.no_grad():
-            assert max_abs_diff(model(*inputs.values()), eager_outputs(task, inputs), inputs["attention_mask"]) <= 1e-6
+            assert (
+                max_abs_diff(model(*inputs.values()), eager_outputs(task, inputs), inputs["attention_mask"])
+                <= 1e-6
+            )
             # Every position of the encoder, padding included (zero in both).
             got = encoder(**inputs).last_hidden_state
             want = task.encoder(**inputs).last_hidden_state
@@ -104,7 +121,10 @@ def test_hf_encoder_exports(tiny_bert, tmp_path):
         for lengths in [(9, 4, 1), (1,)]:
             inputs = example_inputs(task, lengths, seed=3)
             assert "token_type_ids" in inputs
-            assert max_abs_diff(run_onnx(path, inputs), eager_outputs(task, inputs), inputs["attention_mask"]) <= 1e-5
+            assert (
+                max_abs_diff(run_onnx(path, inputs), eager_outputs(task, inputs), inputs["attention_mask"])
+                <= 1e-5
+            )
 
 
 # ---- the command ---------------------------------------------------------------------------------------------
@@ -118,9 +138,15 @@ def lstm_checkpoint(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("lstm_run")
     cfg = compose_cfg(
-        "+experiment=lstm", "trainer.max_epochs=1", "trainer.limit_train_batches=2", "trainer.limit_val_batches=1",
-        "trainer.limit_test_batches=1", "data.max_train_samples=200", "data.max_eval_samples=40",
-        "callbacks.rich_progress_bar=null", output_dir=out,
+        "+experiment=lstm",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2",
+        "trainer.limit_val_batches=1",
+        "trainer.limit_test_batches=1",
+        "data.max_train_samples=200",
+        "data.max_eval_samples=40",
+        "callbacks.rich_progress_bar=null",
+        output_dir=out,
     )
     return Path(run(cfg)["best_model_path"])
 
@@ -177,8 +203,12 @@ def lm_checkpoint(path: Path) -> Path:
         "_target_": "seqlab.tasks.language_modeling.LanguageModelTask",
         "vocab_size": 20,
         "optimizer": {"_target_": "torch.optim.Adam", "_partial_": True},
-        "encoder": {"_target_": "seqlab.models.encoders.rnn.RNNEncoder", "vocab_size": 20, "embed_dim": 8,
-                    "hidden_size": 8},
+        "encoder": {
+            "_target_": "seqlab.models.encoders.rnn.RNNEncoder",
+            "vocab_size": 20,
+            "embed_dim": 8,
+            "hidden_size": 8,
+        },
     }
     torch.save({"hyper_parameters": cfg, "state_dict": instantiate(cfg).state_dict()}, path)
     return path

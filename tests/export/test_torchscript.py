@@ -22,12 +22,20 @@ from seqlab.tasks.tagging import SequenceTaggingTask
 OPT = functools.partial(torch.optim.Adam)
 TAGS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 MODELS = {
-    "bilstm2-last": lambda: TextClassificationTask(RNNEncoder(40, 0, 8, 6, 2, "lstm", True), 3, OPT, pooling="last"),
-    "gru-max": lambda: TextClassificationTask(RNNEncoder(40, 0, 8, 6, 1, "gru", False), 3, OPT, pooling="max"),
+    "bilstm2-last": lambda: TextClassificationTask(
+        RNNEncoder(40, 0, 8, 6, 2, "lstm", True), 3, OPT, pooling="last"
+    ),
+    "gru-max": lambda: TextClassificationTask(
+        RNNEncoder(40, 0, 8, 6, 1, "gru", False), 3, OPT, pooling="max"
+    ),
     "cnn-max": lambda: TextClassificationTask(CNNEncoder(40, 0, 8, 4, (3, 5)), 3, OPT),
     "tag-bilstm-crf-charlstm": lambda: SequenceTaggingTask(
-        RNNEncoder(40, 0, 8, 6, 1, "lstm", True, char_encoder=CharEncoder(14, 5, 4, "lstm")), len(TAGS), TAGS, OPT,
-        use_crf=True),
+        RNNEncoder(40, 0, 8, 6, 1, "lstm", True, char_encoder=CharEncoder(14, 5, 4, "lstm")),
+        len(TAGS),
+        TAGS,
+        OPT,
+        use_crf=True,
+    ),
 }
 
 
@@ -52,18 +60,26 @@ def tagger_checkpoint(path: Path) -> Path:
 
     cfg = {
         "_target_": "seqlab.tasks.tagging.SequenceTaggingTask",
-        "num_labels": len(TAGS), "labels": TAGS, "use_crf": True,
+        "num_labels": len(TAGS),
+        "labels": TAGS,
+        "use_crf": True,
         "optimizer": {"_target_": "torch.optim.Adam", "_partial_": True},
         "encoder": {
-            "_target_": "seqlab.models.encoders.rnn.RNNEncoder", "vocab_size": 12, "pad_token_id": 0,
-            "embed_dim": 8, "hidden_size": 6, "bidirectional": True,
+            "_target_": "seqlab.models.encoders.rnn.RNNEncoder",
+            "vocab_size": 12,
+            "pad_token_id": 0,
+            "embed_dim": 8,
+            "hidden_size": 6,
+            "bidirectional": True,
             "char_encoder": {"_target_": "seqlab.models.char.CharEncoder", "num_chars": 10, "kind": "cnn"},
         },
     }
     tokenizer = WordTokenizer.fit(["Jane visited Oslo .", "Omar left Lima ."])
     data = {"tokenizer": tokenizer.state(), "labels": TAGS, "chars": ["<pad>", "<unk>", *"JaneOsl."]}
-    torch.save({"hyper_parameters": cfg, "state_dict": instantiate(cfg).state_dict(),
-                "TaggingDataModule": data}, path)
+    torch.save(
+        {"hyper_parameters": cfg, "state_dict": instantiate(cfg).state_dict(), "TaggingDataModule": data},
+        path,
+    )
     return path
 
 
@@ -76,7 +92,9 @@ def test_command_torchscript_sidecar(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert out.count("\n") == 1 and "tagger.pt" in out and "torch.jit.load matches" in out, out + err
     meta = json.loads((tmp_path / "tagger.pt.json").read_text())
-    assert list(meta["inputs"]) == ["input_ids", "attention_mask", "char_ids"] and list(meta["outputs"]) == ["scores"]
+    assert list(meta["inputs"]) == ["input_ids", "attention_mask", "char_ids"] and list(meta["outputs"]) == [
+        "scores"
+    ]
     assert meta["labels"] == TAGS and meta["chars"][:2] == ["<pad>", "<unk>"]
     task = load_task(ckpt)
     assert torch.tensor(meta["crf"]["transitions"]).shape == (len(TAGS), len(TAGS))

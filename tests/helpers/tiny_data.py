@@ -23,7 +23,9 @@ def review(rng: random.Random) -> tuple[str, str]:
     return f"{rng.choice(SUBJECTS)} was {rng.choice(GOOD if label == 'positive' else BAD)}", label
 
 
-def write_classification(directory: Path, pairs: bool = False, n_train: int = 320, n_eval: int = 64) -> dict[str, str]:
+def write_classification(
+    directory: Path, pairs: bool = False, n_train: int = 320, n_eval: int = 64
+) -> dict[str, str]:
     """csv files: ``text,label``, or ``premise,hypothesis,label`` labelled with the polarity of the hypothesis
     (the second text of the pair)."""
     rng = random.Random(0)

@@ -60,7 +60,11 @@ def test_padding_is_skipped_and_states_add_up():
     preds = torch.tensor([[1, 0, 2, 0, 3, 4]])
     metric.update(preds, target)
     assert {k: round(v.item(), 4) for k, v in metric.compute().items()} == {
-        "precision": 1.0, "recall": 1.0, "f1": 1.0, "token_acc": 1.0}
+        "precision": 1.0,
+        "recall": 1.0,
+        "f1": 1.0,
+        "token_acc": 1.0,
+    }
     assert (metric.tp.item(), metric.n_pred.item(), metric.n_gold.item(), metric.total.item()) == (1, 1, 1, 3)
     metric.reset()
     metric.update(torch.tensor([[0, 0]]), torch.tensor([[0, 0]]))  # nothing to find, nothing found

@@ -12,7 +12,9 @@ def test_char_features_ignore_padding(kind):
     torch.manual_seed(0)
     enc = CharEncoder(num_chars=12, char_embed_dim=6, hidden_size=5, kind=kind).eval()
     assert enc.output_dim == (5 if kind == "cnn" else 10)
-    char_ids = torch.tensor([[[3, 4, 5, 0], [6, 0, 0, 0], [0, 0, 0, 0]]])  # (B=1, T=3, L=4); word 3 is padding
+    char_ids = torch.tensor(
+        [[[3, 4, 5, 0], [6, 0, 0, 0], [0, 0, 0, 0]]]
+    )  # (B=1, T=3, L=4); word 3 is padding
     out = enc(char_ids)
     assert out.shape == (1, 3, enc.output_dim)
     assert (out[0, 2] == 0).all()  # a padded word position is a zero vector
@@ -29,7 +31,9 @@ def test_char_features_ignore_padding(kind):
 
 def test_word_char_encoder_shapes_and_padding():
     torch.manual_seed(0)
-    enc = RNNEncoder(20, char_encoder=CharEncoder(10, 4, 3), embed_dim=8, hidden_size=6, bidirectional=True).eval()
+    enc = RNNEncoder(
+        20, char_encoder=CharEncoder(10, 4, 3), embed_dim=8, hidden_size=6, bidirectional=True
+    ).eval()
     ids = torch.tensor([[5, 6, 7], [8, 9, 0]])
     mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
     chars = torch.randint(2, 10, (2, 3, 4))

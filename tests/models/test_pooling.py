@@ -22,21 +22,27 @@ def test_mean_max_first_last_by_hand():
     assert torch.equal(Pooler("first")(HIDDEN, MASK), torch.tensor([[1.0, -1.0], [-4.0, 2.0]]))
     assert torch.equal(Pooler("last")(HIDDEN, MASK), torch.tensor([[2.0, 0.0], [0.0, -6.0]]))
     # bidirectional: forward half at the last real token, backward half at position 0
-    assert torch.equal(Pooler("last", num_directions=2)(HIDDEN, MASK), torch.tensor([[2.0, -1.0], [0.0, 2.0]]))
+    assert torch.equal(
+        Pooler("last", num_directions=2)(HIDDEN, MASK), torch.tensor([[2.0, -1.0], [0.0, 2.0]])
+    )
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("bi", [False, True])
 def test_last_pooling_is_the_final_state_of_each_direction(cell, bi):
     torch.manual_seed(0)
-    enc = RNNEncoder(vocab_size=20, embed_dim=4, hidden_size=3, num_layers=2, cell=cell, bidirectional=bi).eval()
+    enc = RNNEncoder(
+        vocab_size=20, embed_dim=4, hidden_size=3, num_layers=2, cell=cell, bidirectional=bi
+    ).eval()
     ids = torch.randint(1, 20, (3, 6))
     mask = torch.tensor([[1] * 6, [1, 1, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0]])
     with torch.no_grad():
         out = enc(ids, mask)
     h_n = out.state[0] if cell == "lstm" else out.state  # (layers * directions, B, H)
     top = torch.cat(list(h_n[-enc.num_directions :]), dim=-1)  # (B, H * directions)
-    torch.testing.assert_close(Pooler("last", enc.num_directions)(out.last_hidden_state, mask), top, atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        Pooler("last", enc.num_directions)(out.last_hidden_state, mask), top, atol=1e-6, rtol=0
+    )
 
 
 def test_unknown_mode_names_the_key():

@@ -33,8 +33,12 @@ def test_vectors_are_copied_for_known_words(fmt, tmp_path):
     cov = load_vectors(path, VOCAB, emb)
     w = emb.weight.detach()
     assert torch.equal(w[2], torch.tensor([1.0, 2, 3]))
-    assert torch.equal(w[5], torch.tensor([4.0, 5, 6])) and torch.equal(w[3], torch.tensor([4.0, 5, 6]))  # lowercased match
-    assert torch.equal(w[4], before[4]) and torch.equal(w[0], torch.zeros(3))  # unknown word, padding untouched
+    assert torch.equal(w[5], torch.tensor([4.0, 5, 6])) and torch.equal(
+        w[3], torch.tensor([4.0, 5, 6])
+    )  # lowercased match
+    assert torch.equal(w[4], before[4]) and torch.equal(
+        w[0], torch.zeros(3)
+    )  # unknown word, padding untouched
     assert (cov.found, cov.total) == (3, 4) and str(cov).startswith("3 / 4")
 
 

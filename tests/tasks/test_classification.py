@@ -14,8 +14,9 @@ from seqlab.tasks.classification import TextClassificationTask
 
 def task(encoder, pooling="max", num_labels=3):
     torch.manual_seed(0)
-    return TextClassificationTask(encoder, num_labels=num_labels, optimizer=partial(torch.optim.Adam, lr=0.05),
-                                  pooling=pooling)
+    return TextClassificationTask(
+        encoder, num_labels=num_labels, optimizer=partial(torch.optim.Adam, lr=0.05), pooling=pooling
+    )
 
 
 def batch():
@@ -24,8 +25,13 @@ def batch():
 
 
 @pytest.mark.parametrize("pooling", ["last", "mean", "max", "first"])
-@pytest.mark.parametrize("make", [lambda: RNNEncoder(12, embed_dim=8, hidden_size=8, bidirectional=True),
-                                  lambda: CNNEncoder(12, embed_dim=8, hidden_size=4, kernel_sizes=(3,))])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: RNNEncoder(12, embed_dim=8, hidden_size=8, bidirectional=True),
+        lambda: CNNEncoder(12, embed_dim=8, hidden_size=4, kernel_sizes=(3,)),
+    ],
+)
 def test_logits_ignore_padding_values(make, pooling):
     model = task(make(), pooling).eval()
     b = batch()

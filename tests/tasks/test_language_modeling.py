@@ -33,7 +33,9 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def make_task(vocab_size: int = V, *, cell: str = "lstm", hidden: int = 16, lr: float = 0.01, **kwargs) -> LanguageModelTask:
+def make_task(
+    vocab_size: int = V, *, cell: str = "lstm", hidden: int = 16, lr: float = 0.01, **kwargs
+) -> LanguageModelTask:
     encoder = RNNEncoder(vocab_size, 0, embed_dim=hidden, hidden_size=hidden, num_layers=2, cell=cell)
     return LanguageModelTask(encoder, vocab_size, partial(torch.optim.Adam, lr=lr), **kwargs)
 
@@ -49,14 +51,23 @@ def text_datamodule(tmp_path: Path, text: str, **kwargs) -> LanguageModelDataMod
     for split in ("train", "validation", "test"):
         (tmp_path / f"{split}.txt").write_text(text, encoding="utf-8")
         files[split] = str(tmp_path / f"{split}.txt")
-    dm = LanguageModelDataModule(HFSource("text", data_files=files, cache_dir=str(tmp_path / "cache")), **kwargs)
+    dm = LanguageModelDataModule(
+        HFSource("text", data_files=files, cache_dir=str(tmp_path / "cache")), **kwargs
+    )
     dm.setup("fit")
     return dm
 
 
 def quiet_trainer(**kwargs) -> L.Trainer:
-    return L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                     enable_model_summary=False, num_sanity_val_steps=0, **kwargs)
+    return L.Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        **kwargs,
+    )
 
 
 # ---- truncated BPTT -------------------------------------------------------------------------------------
@@ -110,7 +121,9 @@ def test_state_is_reset_at_every_epoch_start_and_kept_per_stage(tmp_path):
     for stage, epoch, batch_idx, fresh in record.seen:
         assert fresh == (batch_idx == 0), (stage, epoch, batch_idx)
     assert {(s, e) for s, e, _, _ in record.seen} == {("train", 0), ("train", 1), ("val", 0), ("val", 1)}
-    assert task._states["train"][0].size(1) == 4 and task._states["val"][0].size(1) == 2  # one state per stage
+    assert (
+        task._states["train"][0].size(1) == 4 and task._states["val"][0].size(1) == 2
+    )  # one state per stage
 
 
 # ---- perplexity ------------------------------------------------------------------------------------------
@@ -157,7 +170,9 @@ def test_invalid_output_layers_name_the_config_key():
         LanguageModelTask(encoder, V, opt, tie_weights=False, adaptive_softmax_cutoffs=[20, 10])
     with pytest.raises(ValueError, match="model.adaptive_softmax_cutoffs"):
         LanguageModelTask(encoder, V, opt, tie_weights=False, adaptive_softmax_cutoffs=[V - 1])
-    small = LanguageModelTask(encoder, V, opt, tie_weights=False, adaptive_softmax_cutoffs=[10, 2000])  # a sliced vocab
+    small = LanguageModelTask(
+        encoder, V, opt, tie_weights=False, adaptive_softmax_cutoffs=[10, 2000]
+    )  # a sliced vocab
     assert small.adaptive.cutoffs == [10, V]
     with pytest.raises(ValueError, match="bidirectional"):
         LanguageModelTask(RNNEncoder(V, 0, 8, 8, bidirectional=True), V, opt, tie_weights=False)
@@ -194,15 +209,23 @@ def test_overfits_a_repetitive_corpus(tmp_path, adaptive):
 
 
 # ---- real data, through the experiment config -------------------------------------------------------------
-@pytest.mark.skipif(not (SHARED_DATA / "wikitext-2" / "train.txt").is_file(), reason=f"no WikiText-2 under {SHARED_DATA}")
+@pytest.mark.skipif(
+    not (SHARED_DATA / "wikitext-2" / "train.txt").is_file(), reason=f"no WikiText-2 under {SHARED_DATA}"
+)
 @pytest.mark.filterwarnings("ignore:.*LearningRateMonitor.*")
 @pytest.mark.slow  # a subprocess or real-data training: run by .ci/run after the default suite
 def test_lstm_wikitext2_experiment_on_a_slice(tmp_path):
     """The real recipe on ~200k train tokens (3500 lines), 1 epoch; eval on the first 800 lines (~40k tokens)."""
     from seqlab.train import run
 
-    cfg = compose_cfg("+experiment=lstm_wikitext2", "data.max_train_samples=3500", "data.max_eval_samples=800",
-                      "trainer.max_epochs=1", "callbacks.rich_progress_bar=null", output_dir=tmp_path)
+    cfg = compose_cfg(
+        "+experiment=lstm_wikitext2",
+        "data.max_train_samples=3500",
+        "data.max_eval_samples=800",
+        "trainer.max_epochs=1",
+        "callbacks.rich_progress_bar=null",
+        output_dir=tmp_path,
+    )
     summary = run(cfg)
     assert summary["monitor"] == "val/ppl"
     assert summary["best_score"] < VAL_PPL_CEILING, summary

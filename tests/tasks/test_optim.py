@@ -14,9 +14,13 @@ from seqlab.tasks.optim import build_optimizers, hf_scheduler
 
 
 def task(scheduler=None, interval=None):
-    t = TextClassificationTask(RNNEncoder(12, embed_dim=4, hidden_size=4), num_labels=2,
-                               optimizer=partial(torch.optim.AdamW, lr=1.0, weight_decay=0.1), scheduler=scheduler,
-                               scheduler_interval=interval)
+    t = TextClassificationTask(
+        RNNEncoder(12, embed_dim=4, hidden_size=4),
+        num_labels=2,
+        optimizer=partial(torch.optim.AdamW, lr=1.0, weight_decay=0.1),
+        scheduler=scheduler,
+        scheduler_interval=interval,
+    )
     t._trainer = SimpleNamespace(estimated_stepping_batches=100)  # what Lightning gives configure_optimizers
     return t
 
@@ -52,5 +56,7 @@ def test_hf_schedule_warmup_ratio_and_steps():
 def test_bad_schedule_settings_are_named():
     with pytest.raises(ValueError, match="model.scheduler.name='linearr'"):
         task(partial(hf_scheduler, name="linearr")).configure_optimizers()
-    with pytest.raises(ValueError, match="scheduler_interval=epoch, but this schedule counts optimizer steps"):
+    with pytest.raises(
+        ValueError, match="scheduler_interval=epoch, but this schedule counts optimizer steps"
+    ):
         task(partial(hf_scheduler), interval="epoch").configure_optimizers()

@@ -19,12 +19,20 @@ LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 def make_task(use_crf: bool, chars: bool = False, **kwargs) -> SequenceTaggingTask:
     torch.manual_seed(0)
     if chars:
-        encoder = RNNEncoder(20, char_encoder=CharEncoder(12, 8, 8), embed_dim=16, hidden_size=16, bidirectional=True)
+        encoder = RNNEncoder(
+            20, char_encoder=CharEncoder(12, 8, 8), embed_dim=16, hidden_size=16, bidirectional=True
+        )
     else:
         encoder = RNNEncoder(20, embed_dim=16, hidden_size=16, bidirectional=True)
-    return SequenceTaggingTask(encoder, num_labels=len(LABELS), labels=LABELS, tag_scheme="IOB2",
-                               optimizer=functools.partial(torch.optim.Adam, lr=0.05), use_crf=use_crf,
-                               **kwargs)
+    return SequenceTaggingTask(
+        encoder,
+        num_labels=len(LABELS),
+        labels=LABELS,
+        tag_scheme="IOB2",
+        optimizer=functools.partial(torch.optim.Adam, lr=0.05),
+        use_crf=use_crf,
+        **kwargs,
+    )
 
 
 def tiny_batch(chars: bool = False) -> dict[str, torch.Tensor]:
@@ -34,7 +42,9 @@ def tiny_batch(chars: bool = False) -> dict[str, torch.Tensor]:
         "labels": torch.tensor([[1, 2, 0, 3, 4], [0, 3, 0, -100, -100], [1, 0, -100, -100, -100]]),
     }
     if chars:
-        batch["char_ids"] = (batch["input_ids"] % 10 + 2).unsqueeze(-1).repeat(1, 1, 3) * batch["attention_mask"][..., None]
+        batch["char_ids"] = (batch["input_ids"] % 10 + 2).unsqueeze(-1).repeat(1, 1, 3) * batch[
+            "attention_mask"
+        ][..., None]
     return batch
 
 
@@ -104,8 +114,15 @@ def test_lightning_loop_logs_span_metrics(tmp_path, monkeypatch, train_metrics):
 
     monkeypatch.setattr(task.crf, "decode", spy)
     loader = DataLoader([batch], batch_size=None)  # one ready-made batch per epoch
-    trainer = L.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer = L.Trainer(
+        max_epochs=2,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
     trainer.fit(task, train_dataloaders=loader, val_dataloaders=loader)
     logged = set(trainer.callback_metrics)
     scores = {"f1", "precision", "recall", "token_acc"}
@@ -115,7 +132,6 @@ def test_lightning_loop_logs_span_metrics(tmp_path, monkeypatch, train_metrics):
     assert task.train_metric_names == (task.metric_names if train_metrics else ("loss",))
     preds = trainer.predict(task, dataloaders=loader)[0]
     assert preds.shape == (3, 5) and (preds[batch["attention_mask"] == 0] == -100).all()
-
 
 
 # Measured on the 2-core dev machine, quiet: best val/f1 0.719, test/f1 0.727 after 4 epochs, 26 s (seed 42).
@@ -128,8 +144,12 @@ TEST_F1_FLOOR = 0.45
 def test_learns_real_conll_slice(shared_data, tmp_path):
     """The bilstm_conll recipe on the first 1500 sentences of eng.train, scored on the first 500 of eng.testa."""
     cfg = compose_cfg(
-        "+experiment=bilstm_conll", "data.max_train_samples=1500", "data.max_eval_samples=500",
-        "trainer.max_epochs=4", "callbacks.rich_progress_bar=null", output_dir=tmp_path,
+        "+experiment=bilstm_conll",
+        "data.max_train_samples=1500",
+        "data.max_eval_samples=500",
+        "trainer.max_epochs=4",
+        "callbacks.rich_progress_bar=null",
+        output_dir=tmp_path,
     )
     summary = run(cfg)
     assert summary["monitor"] == "val/f1"
@@ -146,7 +166,9 @@ def test_gather_words_takes_first_pieces_in_order():
     assert words.shape == (2, 3, 1)
     assert words[0, :, 0].tolist() == [1.0, 3.0, 4.0] and words[1, 0, 0].item() == 8.0
     assert mask.tolist() == [[True, True, True], [True, False, False]] and counts.tolist() == [3, 1]
-    every = torch.ones(2, 6, dtype=torch.bool)  # a word tokenizer: every token is a word, gathering is the identity
+    every = torch.ones(
+        2, 6, dtype=torch.bool
+    )  # a word tokenizer: every token is a word, gathering is the identity
     assert torch.equal(gather_words(x, every)[0], x)
 
 
@@ -156,7 +178,9 @@ def test_subword_scores_are_read_per_word():
     batch = {
         "input_ids": torch.tensor([[3, 4, 5, 6, 7]]),
         "attention_mask": torch.ones(1, 5, dtype=torch.long),
-        "word_starts": torch.tensor([[1, 0, 1, 1, 0]], dtype=torch.bool),  # 3 words: pieces (3, 4), (5), (6, 7)
+        "word_starts": torch.tensor(
+            [[1, 0, 1, 1, 0]], dtype=torch.bool
+        ),  # 3 words: pieces (3, 4), (5), (6, 7)
         "labels": torch.tensor([[1, -100, 0, 3, -100]]),
     }
     scores, mask, lengths = task.word_scores(batch)
@@ -171,8 +195,13 @@ def test_subword_scores_are_read_per_word():
 def test_gold_only_tags_are_never_predicted_nor_trained_on(use_crf):
     """labels past num_labels (entity types only evaluation data has) are left out of the loss and of decoding."""
     torch.manual_seed(0)
-    task = SequenceTaggingTask(RNNEncoder(20, embed_dim=8, hidden_size=8), num_labels=len(LABELS),
-                               labels=[*LABELS, "B-LST", "I-LST"], optimizer=torch.optim.Adam, use_crf=use_crf).eval()
+    task = SequenceTaggingTask(
+        RNNEncoder(20, embed_dim=8, hidden_size=8),
+        num_labels=len(LABELS),
+        labels=[*LABELS, "B-LST", "I-LST"],
+        optimizer=torch.optim.Adam,
+        use_crf=use_crf,
+    ).eval()
     batch = tiny_batch()
     scores, mask, _ = task.word_scores(batch)
     assert scores.size(-1) == len(LABELS)  # the head has no output for them

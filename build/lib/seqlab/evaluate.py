@@ -49,19 +49,31 @@ def build_config(ckpt_path: str, split: str, output_dir: Path, overrides: dict[s
             try:
                 OmegaConf.update(data_cfg, key.removeprefix("data."), yaml.safe_load(value))
             except Exception:
-                raise ValueError(f"{key}: no such key in the checkpoint's data config ({sorted(data_cfg)})") from None
+                raise ValueError(
+                    f"{key}: no such key in the checkpoint's data config ({sorted(data_cfg)})"
+                ) from None
     OmegaConf.set_struct(data_cfg, False)
-    task, data = model_cfg["_target_"].rsplit(".", 1)[-1], str(data_cfg.get("_target_", "")).rsplit(".", 1)[-1]
+    task, data = (
+        model_cfg["_target_"].rsplit(".", 1)[-1],
+        str(data_cfg.get("_target_", "")).rsplit(".", 1)[-1],
+    )
     if DATA_OF_TASK.get(task) != data:
         raise ValueError(f"{ckpt_path} holds a {task}, which cannot be evaluated on {data} data")
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[
-            "callbacks=none", f"paths.output_dir={output_dir}", "train=false", f"ckpt_path={ckpt_path}",
-            "logger.csv.resume_from=null",  # an evaluation starts its own metrics, never continues a run's
-            f"validate={split == 'validation'}", f"test={split == 'test'}",
-            *(f"{k}={v}" for k, v in overrides.items() if k.startswith("trainer.")),
-        ])
+        cfg = compose(
+            config_name="train",
+            overrides=[
+                "callbacks=none",
+                f"paths.output_dir={output_dir}",
+                "train=false",
+                f"ckpt_path={ckpt_path}",
+                "logger.csv.resume_from=null",  # an evaluation starts its own metrics, never continues a run's
+                f"validate={split == 'validation'}",
+                f"test={split == 'test'}",
+                *(f"{k}={v}" for k, v in overrides.items() if k.startswith("trainer.")),
+            ],
+        )
     GlobalHydra.instance().clear()
     cfg.data = data_cfg
     cfg.model = OmegaConf.create(model_cfg)
@@ -78,13 +90,18 @@ def main(argv: list[str]) -> None:
     overrides = dict(a.split("=", 1) for a in argv if a.startswith(OVERRIDABLE) and "=" in a)
     if len(overrides) != len([a for a in argv if a.startswith(OVERRIDABLE)]):
         raise UsageError("overrides are key=value, e.g. data.max_eval_samples=100")
-    opts = parse_options(fixed, {**OPTIONS, "data.KEY": "a data override", "trainer.KEY": "a trainer override"}, "eval")
+    opts = parse_options(
+        fixed, {**OPTIONS, "data.KEY": "a data override", "trainer.KEY": "a trainer override"}, "eval"
+    )
     if "ckpt_path" not in opts:
         raise UsageError("ckpt_path=... is required")
     split = opts.get("split", "test")
     if split not in ("test", "validation"):
         raise UsageError(f"split={split!r}: choose test or validation")
-    output_dir = Path(opts.get("output_dir") or Path("outputs", "eval", time.strftime("%Y-%m-%d"), time.strftime("%H-%M-%S")))
+    output_dir = Path(
+        opts.get("output_dir")
+        or Path("outputs", "eval", time.strftime("%Y-%m-%d"), time.strftime("%H-%M-%S"))
+    )
     cfg = build_config(opts["ckpt_path"], split, output_dir.resolve(), overrides)
     output_dir.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(show_path=False)])

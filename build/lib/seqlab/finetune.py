@@ -40,8 +40,13 @@ class FinetuneError(ValueError):
 # ---- arguments ------------------------------------------------------------------------------------------
 # File extension -> HFSource format (`data.source.path`). CoNLL column files (.conll, .txt) are for tagging.
 FILE_FORMATS = {
-    "csv": "csv", "tsv": "tsv", "json": "json", "jsonl": "jsonl", "parquet": "parquet",
-    "txt": "conll", "conll": "conll",
+    "csv": "csv",
+    "tsv": "tsv",
+    "json": "json",
+    "jsonl": "jsonl",
+    "parquet": "parquet",
+    "txt": "conll",
+    "conll": "conll",
 }
 _SAMPLES = (
     "For debugging purposes or quicker training, truncate the number of {} examples to this value if set."
@@ -59,7 +64,8 @@ class ModelArguments:
         default=None, help="Pretrained tokenizer name or path if not the same as model_name"
     )
     pooling: str = HfArg(
-        default="pooler", metadata={"choices": ["cls", "pooler", "mean"]},
+        default="pooler",
+        metadata={"choices": ["cls", "pooler", "mean"]},
         help="Classification: what the head reads; pooler (BERT's pooler: HF's head), cls or mean",
     )
     use_crf: bool = HfArg(default=False, help="Tagging: a CRF over the tag scores (no HF model export)")
@@ -72,7 +78,8 @@ class DataArguments:
     """What to read and how to preprocess it: run_glue's and run_ner's DataTrainingArguments."""
 
     task: str = HfArg(
-        default="auto", metadata={"choices": ["auto", "classification", "tagging"]},
+        default="auto",
+        metadata={"choices": ["auto", "classification", "tagging"]},
         help="auto: tagging for CoNLL files (.conll, .txt) or a label column of lists, else classification",
     )
     dataset_name: str | None = HfArg(
@@ -98,7 +105,8 @@ class DataArguments:
         default=None, help="The column name of the label (classification) or of the tags (tagging)."
     )
     tag_scheme: str = HfArg(
-        default="IOB2", metadata={"choices": ["IOB1", "IOB2", "IOBES", "none"]},
+        default="IOB2",
+        metadata={"choices": ["IOB1", "IOB2", "IOBES", "none"]},
         help="Tagging: the scheme of the data's tags (IOB1 is read as IOB2); none for tags without spans",
     )
     max_seq_length: int | None = HfArg(
@@ -133,17 +141,36 @@ def file_format(path: str) -> str:
 # Flags HF users type from transformers 4 that transformers 5 dropped (with HF 4's help), and early stopping
 # (HF's EarlyStoppingCallback). Built field by field: a name TrainingArguments has again is not declared twice
 _EXTRA_FIELDS: tuple[tuple[str, Any, dataclasses.Field], ...] = (
-    ("overwrite_output_dir", bool, HfArg(
-        default=False, help="Overwrite the content of the output directory. Use this to continue training if "
-        "output_dir points to a checkpoint directory.")),
-    ("warmup_ratio", float, HfArg(
-        default=0.0, help="Linear warmup over warmup_ratio fraction of total steps.")),
-    ("group_by_length", bool, HfArg(
-        default=False,
-        help="Whether or not to group samples of roughly the same length together when batching.")),
-    ("early_stopping_patience", int | None, HfArg(
-        default=None,
-        help="Stop training when metric_for_best_model has not improved for this many evaluations.")),
+    (
+        "overwrite_output_dir",
+        bool,
+        HfArg(
+            default=False,
+            help="Overwrite the content of the output directory. Use this to continue training if "
+            "output_dir points to a checkpoint directory.",
+        ),
+    ),
+    (
+        "warmup_ratio",
+        float,
+        HfArg(default=0.0, help="Linear warmup over warmup_ratio fraction of total steps."),
+    ),
+    (
+        "group_by_length",
+        bool,
+        HfArg(
+            default=False,
+            help="Whether or not to group samples of roughly the same length together when batching.",
+        ),
+    ),
+    (
+        "early_stopping_patience",
+        int | None,
+        HfArg(
+            default=None,
+            help="Stop training when metric_for_best_model has not improved for this many evaluations.",
+        ),
+    ),
 )
 _TRAINING_FIELDS = {f.name for f in dataclasses.fields(TrainingArguments) if f.init}
 ExtraArguments = dataclasses.make_dataclass(
@@ -500,7 +527,8 @@ def check(a: Args) -> None:
         raise FinetuneError("--output_dir is required")
     acted_on = {row.name for row in FLAGS} | HANDLED | HARMLESS
     ignored = [
-        f"--{name}" for name in sorted(_TRAINING_FIELDS - acted_on)
+        f"--{name}"
+        for name in sorted(_TRAINING_FIELDS - acted_on)
         if name in a.set_flags and _plain(getattr(a, name)) not in ACCEPTED_VALUES.get(name, ())
     ]
     if ignored:
@@ -511,31 +539,46 @@ def check(a: Args) -> None:
         )
     unsupported = sorted(set(a.report_to_names) - REPORTERS)
     if unsupported:
-        raise FinetuneError(f"--report_to {','.join(unsupported)}: not supported; seqlab logs to csv, and to "
-                            "tensorboard with --report_to tensorboard")
+        raise FinetuneError(
+            f"--report_to {','.join(unsupported)}: not supported; seqlab logs to csv, and to "
+            "tensorboard with --report_to tensorboard"
+        )
     if a.max_steps <= 0 and a.num_train_epochs != int(a.num_train_epochs):
-        raise FinetuneError(f"--num_train_epochs {a.num_train_epochs}: seqlab trains whole epochs; "
-                            "use --max_steps for a fraction of one")
-    for name, used in (("logging_steps", True), ("eval_steps", a.eval_strategy == "steps"),
-                       ("save_steps", a.save_strategy == "steps")):
+        raise FinetuneError(
+            f"--num_train_epochs {a.num_train_epochs}: seqlab trains whole epochs; "
+            "use --max_steps for a fraction of one"
+        )
+    for name, used in (
+        ("logging_steps", True),
+        ("eval_steps", a.eval_strategy == "steps"),
+        ("save_steps", a.save_strategy == "steps"),
+    ):
         if used and getattr(a, name) < 1:
-            raise FinetuneError(f"--{name} {getattr(a, name)}: a ratio of the training steps is not "
-                                "supported; give a number of steps")
+            raise FinetuneError(
+                f"--{name} {getattr(a, name)}: a ratio of the training steps is not "
+                "supported; give a number of steps"
+            )
     if a.warmup_steps >= 1 and a.warmup_steps != int(a.warmup_steps):
         raise FinetuneError(f"--warmup_steps {a.warmup_steps}: give a whole number of steps, or a ratio < 1")
     if a.warmup_ratio and a.warmup_steps:
         raise FinetuneError("--warmup_ratio and --warmup_steps: give one of them")
     if a.train_sampling_strategy not in ("random", "group_by_length"):
-        raise FinetuneError(f"--train_sampling_strategy {a.train_sampling_strategy}: seqlab samples random "
-                            "or group_by_length batches")
+        raise FinetuneError(
+            f"--train_sampling_strategy {a.train_sampling_strategy}: seqlab samples random "
+            "or group_by_length batches"
+        )
     if a.lr_scheduler_type in ("reduce_lr_on_plateau", "greedy"):
-        raise FinetuneError(f"--lr_scheduler_type {_plain(a.lr_scheduler_type)}: not supported (it steps on "
-                            "a metric); the Hydra override model/scheduler=plateau is")
+        raise FinetuneError(
+            f"--lr_scheduler_type {_plain(a.lr_scheduler_type)}: not supported (it steps on "
+            "a metric); the Hydra override model/scheduler=plateau is"
+        )
     if a.save_strategy == "best" and a.metric_for_best_model is None:  # the Trainer's error
         raise FinetuneError("`args.metric_for_best_model` must be provided when using 'best' save_strategy.")
     if a.early_stopping_patience is not None and a.metric_for_best_model is None:
-        raise FinetuneError("--early_stopping_patience needs --metric_for_best_model (or "
-                            "--load_best_model_at_end, whose default metric is loss)")
+        raise FinetuneError(
+            "--early_stopping_patience needs --metric_for_best_model (or "
+            "--load_best_model_at_end, whose default metric is loss)"
+        )
     if (a.save_strategy == "best" or a.early_stopping_patience is not None) and a.eval_strategy == "no":
         what = "--save_strategy best" if a.save_strategy == "best" else "--early_stopping_patience"
         raise FinetuneError(f"{what} needs evaluations: set --eval_strategy epoch or steps")
@@ -557,10 +600,14 @@ def check_output_dir(a: Args) -> None:
         return
     last = out / "checkpoints" / "last.ckpt"
     if not last.is_file():
-        raise FinetuneError(f"Output directory ({a.output_dir}) already exists and is not empty. "
-                            "Use --overwrite_output_dir to overcome.")
-    _warn(f"checkpoint detected, resuming training at {last}. To avoid this behavior, change the "
-          "--output_dir or add --overwrite_output_dir to train from scratch.")
+        raise FinetuneError(
+            f"Output directory ({a.output_dir}) already exists and is not empty. "
+            "Use --overwrite_output_dir to overcome."
+        )
+    _warn(
+        f"checkpoint detected, resuming training at {last}. To avoid this behavior, change the "
+        "--output_dir or add --overwrite_output_dir to train from scratch."
+    )
     a.resume_from_checkpoint = str(last)
 
 
@@ -619,8 +666,10 @@ def infer(a: Args) -> None:
     except Exception as e:  # noqa: BLE001 - offline, a missing file, a bad format: all end here
         reason = f"{type(e).__name__}: {' '.join(str(e).split())}"
         if a.task == "auto":
-            raise FinetuneError(f"could not read the training data to tell the task ({reason}); "
-                                "pass --task classification or --task tagging") from None
+            raise FinetuneError(
+                f"could not read the training data to tell the task ({reason}); "
+                "pass --task classification or --task tagging"
+            ) from None
         _warn(f"could not read the training data to infer its columns ({reason}); using the config's")
         return
     if a.task == "auto":
@@ -713,8 +762,10 @@ def prepare(argv: Sequence[str]) -> tuple[Args, list[str]]:
     if a.resume_from_checkpoint:
         a.resume_from_checkpoint = checkpoint_file(a.resume_from_checkpoint)
     elif not a.do_train:
-        _warn("evaluating without --do_train or --resume_from_checkpoint: the pretrained encoder with a "
-              "freshly initialised head")
+        _warn(
+            "evaluating without --do_train or --resume_from_checkpoint: the pretrained encoder with a "
+            "freshly initialised head"
+        )
     infer(a)
     check_task_flags(a)
     theirs = {override_key(o) for o in user}

@@ -27,7 +27,9 @@ def check_tags(tags: Sequence[str], scheme: str | None, key: str = "tag_scheme")
     if scheme is None:
         return
     if scheme not in SCHEMES:
-        raise ValueError(f"{key}={scheme!r}: choose one of {list(SCHEMES)}, or null for tags without spans (POS)")
+        raise ValueError(
+            f"{key}={scheme!r}: choose one of {list(SCHEMES)}, or null for tags without spans (POS)"
+        )
     for tag in tags:
         if tag != "O" and not (len(tag) > 2 and tag[1] == "-" and tag[0] in PREFIXES[scheme]):
             raise ValueError(

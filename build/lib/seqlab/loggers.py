@@ -65,8 +65,12 @@ class ContinuingWriter(ExperimentWriter):
             return
         kept, dropped = trim_rows(self.metrics_file_path, self.keep_before)
         self.metrics_keys = kept
-        log.info("continuing %s (%d rows from step %d on dropped: they are logged again)",
-                 self.metrics_file_path, dropped, self.keep_before)
+        log.info(
+            "continuing %s (%d rows from step %d on dropped: they are logged again)",
+            self.metrics_file_path,
+            dropped,
+            self.keep_before,
+        )
 
 
 def trim_rows(path: str | os.PathLike, keep_before: int) -> tuple[list[str], int]:

@@ -37,7 +37,9 @@ def read_inputs(path: Path, column: str | None, pair_column: str | None) -> Iter
             reader = csv.DictReader(f, delimiter="\t" if suffix == ".tsv" else ",")
             for name in (column, pair_column):
                 if name is not None and name not in (reader.fieldnames or []):
-                    raise ValueError(f"{path}: no column {name!r}; columns: {reader.fieldnames} (set column=...)")
+                    raise ValueError(
+                        f"{path}: no column {name!r}; columns: {reader.fieldnames} (set column=...)"
+                    )
             for row in reader:
                 yield (row[column], row[pair_column]) if pair_column else row[column]
         elif suffix in (".jsonl", ".json"):
@@ -46,7 +48,9 @@ def read_inputs(path: Path, column: str | None, pair_column: str | None) -> Iter
                     continue
                 row = json.loads(line)
                 if column not in row or (pair_column and pair_column not in row):
-                    raise ValueError(f"{path}:{lineno}: no field {column!r}; fields: {sorted(row)} (set column=...)")
+                    raise ValueError(
+                        f"{path}:{lineno}: no field {column!r}; fields: {sorted(row)} (set column=...)"
+                    )
                 yield (row[column], row[pair_column]) if pair_column else row[column]
         else:  # plain text: one input a line
             for lineno, line in enumerate(f, 1):
@@ -63,7 +67,7 @@ def main(argv: list[str]) -> None:
     if "ckpt_path" not in opts:
         raise UsageError("ckpt_path=... is required")
     if ("input" in opts) == ("text" in opts):
-        raise UsageError("give input=FILE or text=\"...\" (one of them)")
+        raise UsageError('give input=FILE or text="..." (one of them)')
     predictor = seqlab.load(opts["ckpt_path"], batch_size=int(opts.get("batch_size", 64)))
     hp = predictor.hparams
     column = opts.get("column") or hp.get("tokens_column") or hp.get("text_column") or "text"

@@ -37,8 +37,13 @@ class Predictor:
     """Predictions for raw text. `task` is ``classification``, ``tagging`` or ``language_modeling``; `labels`
     the label (tag) names. See `predict` for what each task returns, and `generate` for language models."""
 
-    def __init__(self, model: torch.nn.Module, state: dict[str, Any], batch_size: int = 64,
-                 device: str | torch.device = "cpu"):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        state: dict[str, Any],
+        batch_size: int = 64,
+        device: str | torch.device = "cpu",
+    ):
         name = type(model).__name__
         if name not in TASKS:
             raise ValueError(f"{name}: not a seqlab task")
@@ -55,7 +60,9 @@ class Predictor:
         return f"Predictor({self.task}, {type(self.model.encoder).__name__}, {len(self.labels)} labels)"
 
     # ---- the public API ------------------------------------------------------------------------------
-    def predict(self, inputs: Sequence[str] | Sequence[Sequence[str]] | Sequence[tuple[str, str]]) -> list[dict]:
+    def predict(
+        self, inputs: Sequence[str] | Sequence[Sequence[str]] | Sequence[tuple[str, str]]
+    ) -> list[dict]:
         """One dict per input, in input order:
 
         - classification (a text, or a ``(text, pair)`` tuple for a pair model):
@@ -81,14 +88,20 @@ class Predictor:
         ids = self._lm_ids(prompt)[:-1] if self._eos is not None else self._lm_ids(prompt)  # no closing <eos>
         if not ids:
             raise ValueError("generate needs a prompt with at least one word (or a model trained with <eos>)")
+        # A recurrent encoder carries its state, so each step reads only the new word; a stateless one (a causal
+        # Transformer) returns no state and reads the growing context, cut to its max_length.
+        window = getattr(self.model.encoder, "max_length", None)
+        context, words, state = list(ids), [], None
         x = torch.tensor([ids], device=self.device)
-        words, state = [], None
         for _ in range(n):
             log_probs, state = self.model(x, torch.ones_like(x), state)  # (1, T, V)
             probs = (log_probs[0, -1] / temperature).softmax(-1).cpu()
             nxt = int(torch.multinomial(probs, 1, generator=g))
             words.append(self.tokenizer.decode([nxt])[0])
-            x = torch.tensor([[nxt]], device=self.device)
+            context.append(nxt)
+            x = torch.tensor(
+                [[nxt] if state is not None else context[-window:] if window else context], device=self.device
+            )
         return " ".join([prompt.strip(), *words])
 
     # ---- classification ----------------------------------------------------------------------------
@@ -105,13 +118,20 @@ class Predictor:
         _empty(texts)
         encoded, _ = self.tokenizer.encode_texts(texts, pairs, self.hparams.get("max_seq_length"))
         rows = [dict(zip(encoded, values, strict=True)) for values in zip(*encoded.values(), strict=True)]
-        probs = self._batched(rows, PadCollator(self.tokenizer.pad_token_id), lambda b: self.model.logits(b).softmax(-1))
+        probs = self._batched(
+            rows, PadCollator(self.tokenizer.pad_token_id), lambda b: self.model.logits(b).softmax(-1)
+        )
         out = []
         for x, p in zip(inputs, probs, strict=True):
             p = p.tolist()
             best = max(range(len(p)), key=p.__getitem__)
-            out.append({"text": x if isinstance(x, str) else list(x), "label": self.labels[best],
-                        "probs": {str(label): v for label, v in zip(self.labels, p, strict=True)}})
+            out.append(
+                {
+                    "text": x if isinstance(x, str) else list(x),
+                    "label": self.labels[best],
+                    "probs": {str(label): v for label, v in zip(self.labels, p, strict=True)},
+                }
+            )
         return out
 
     # ---- tagging -------------------------------------------------------------------------------------
@@ -130,14 +150,25 @@ class Predictor:
                 index, L = {c: j for j, c in enumerate(self.chars)}, self.hparams.get("max_word_length", 20)
                 row["char_ids"] = [[index.get(c, CHAR_UNK) for c in w[:L]] for w in sentences[i][: len(ids)]]
             rows.append(row)
-        preds = self._batched(rows, TaggingCollator(self.tokenizer.pad_token_id), lambda b: self.model.predict_step(b, 0))
+        preds = self._batched(
+            rows, TaggingCollator(self.tokenizer.pad_token_id), lambda b: self.model.predict_step(b, 0)
+        )
         scheme = self.model.hparams.get("tag_scheme")
         out = []
         for words, ids in zip(sentences, preds, strict=True):
-            tags = [self.labels[i] for i in ids.tolist() if i != IGNORE_INDEX]  # words cut by max_seq_length: none
+            tags = [
+                self.labels[i] for i in ids.tolist() if i != IGNORE_INDEX
+            ]  # words cut by max_seq_length: none
             spans = sorted(extract_spans(tags, scheme)) if scheme else []
-            out.append({"words": words, "tags": tags, "spans": [
-                {"type": t, "start": s, "end": e, "text": " ".join(words[s:e])} for s, e, t in spans]})
+            out.append(
+                {
+                    "words": words,
+                    "tags": tags,
+                    "spans": [
+                        {"type": t, "start": s, "end": e, "text": " ".join(words[s:e])} for s, e, t in spans
+                    ],
+                }
+            )
         return out
 
     # ---- language modelling --------------------------------------------------------------------------
@@ -167,8 +198,10 @@ class Predictor:
             return -(token * (labels != IGNORE_INDEX)).sum(1)  # (B,)
 
         sums = self._batched(rows, PadCollator(self.tokenizer.pad_token_id), nll)
-        return [{"text": t, "ppl": math.exp(float(s) / (len(q) - 1)), "tokens": len(q) - 1}
-                for t, s, q in zip(inputs, sums, seqs, strict=True)]
+        return [
+            {"text": t, "ppl": math.exp(float(s) / (len(q) - 1)), "tokens": len(q) - 1}
+            for t, s, q in zip(inputs, sums, seqs, strict=True)
+        ]
 
     # ---- batching ------------------------------------------------------------------------------------
     @torch.no_grad()

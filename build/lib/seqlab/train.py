@@ -58,7 +58,11 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                 raise
             raise interrupted from e
         # read now: validate / test reset the trainer's metrics
-        train_metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/") and v.numel() == 1}
+        train_metrics = {
+            k: float(v)
+            for k, v in trainer.callback_metrics.items()
+            if k.startswith("train/") and v.numel() == 1
+        }
         train_metrics.update(epoch=trainer.current_epoch, global_step=trainer.global_step)
     weights = load_eval_weights(model, trainer, cfg)
     results = evaluate(cfg, trainer, model, datamodule, model_cfg)
@@ -131,22 +135,28 @@ def load_eval_weights(model: L.LightningModule, trainer: L.Trainer, cfg: DictCon
     if not cfg.get("train", True):
         path = cfg.get("ckpt_path")
         if not path:
-            raise ValueError("train=false without ckpt_path would evaluate untrained weights: give ckpt_path=<a checkpoint> "
-                             "(or use `seqlab eval ckpt_path=...`)")
+            raise ValueError(
+                "train=false without ckpt_path would evaluate untrained weights: give ckpt_path=<a checkpoint> "
+                "(or use `seqlab eval ckpt_path=...`)"
+            )
     elif choice == "last":
         return None  # the weights in memory are the last ones
     else:
         ckpt_cb = trainer.checkpoint_callback
         path = ckpt_cb.best_model_path if ckpt_cb is not None else ""
         if not path:
-            log.warning("no best checkpoint (checkpointing off, or nothing monitored): using the last weights")
+            log.warning(
+                "no best checkpoint (checkpointing off, or nothing monitored): using the last weights"
+            )
             return None
     model.load_state_dict(read_checkpoint(path)["state_dict"])
     log.info("evaluating the weights of %s", path)
     return str(path)
 
 
-def evaluate(cfg: DictConfig, trainer: L.Trainer, model: L.LightningModule, datamodule, model_cfg: DictConfig) -> dict[str, Any]:
+def evaluate(
+    cfg: DictConfig, trainer: L.Trainer, model: L.LightningModule, datamodule, model_cfg: DictConfig
+) -> dict[str, Any]:
     """What the config asks of the loaded weights: validation and test metrics, test predictions, an export."""
     results: dict[str, Any] = {"val": {}, "test": {}, "predictions": None, "export_dir": None}
     if cfg.get("validate", False):
@@ -160,7 +170,9 @@ def evaluate(cfg: DictConfig, trainer: L.Trainer, model: L.LightningModule, data
         out = trainer.test(model, datamodule=datamodule)
         results["test"] = {k: float(v) for k, v in (out[0] if out else {}).items()}
     if run_test and cfg.get("predict", False):
-        results["predictions"] = write_predictions(trainer, model, datamodule, OmegaConf.select(cfg, "paths.output_dir"))
+        results["predictions"] = write_predictions(
+            trainer, model, datamodule, OmegaConf.select(cfg, "paths.output_dir")
+        )
     if cfg.get("save_pretrained") and trainer.is_global_zero:
         from seqlab.export.hf import save_pretrained
 
@@ -168,7 +180,9 @@ def evaluate(cfg: DictConfig, trainer: L.Trainer, model: L.LightningModule, data
     return results
 
 
-def write_predictions(trainer: L.Trainer, model: L.LightningModule, datamodule, output_dir: str | None) -> str | None:
+def write_predictions(
+    trainer: L.Trainer, model: L.LightningModule, datamodule, output_dir: str | None
+) -> str | None:
     """The test split's predictions, one JSON record a row in input order, to ``<output_dir>/predictions.jsonl``."""
     outputs = trainer.predict(model, dataloaders=datamodule.test_dataloader())
     if not trainer.is_global_zero or not output_dir or not hasattr(datamodule, "predictions"):
@@ -185,8 +199,10 @@ def check_checkpoint_task(ckpt_path: str, target: str) -> None:
     """A checkpoint of another task (a tagger's for a classifier) is named as such, before its vocabularies are used."""
     saved = (read_checkpoint(ckpt_path).get("hyper_parameters") or {}).get("_target_")
     if saved and saved != target:
-        raise ValueError(f"ckpt_path={ckpt_path} holds a {saved.rsplit('.', 1)[-1]}, but this run builds a "
-                         f"{target.rsplit('.', 1)[-1]}: the checkpoint belongs to another task")
+        raise ValueError(
+            f"ckpt_path={ckpt_path} holds a {saved.rsplit('.', 1)[-1]}, but this run builds a "
+            f"{target.rsplit('.', 1)[-1]}: the checkpoint belongs to another task"
+        )
 
 
 def check_monitor(monitor: str | None, model: L.LightningModule) -> None:
@@ -198,10 +214,14 @@ def check_monitor(monitor: str | None, model: L.LightningModule) -> None:
     valid = [f"val/{n}" for n in names] + [f"train/{n}" for n in train_names]
     if monitor not in valid:
         hint = " (train span metrics need model.train_metrics=true)" if monitor.startswith("train/") else ""
-        raise ValueError(f"monitor={monitor!r}: {type(model).__name__} logs {valid}{hint} (set monitor=... and mode=min|max)")
+        raise ValueError(
+            f"monitor={monitor!r}: {type(model).__name__} logs {valid}{hint} (set monitor=... and mode=min|max)"
+        )
 
 
-def summarize(trainer: L.Trainer, cfg: DictConfig, datamodule, weights: str | None, results: dict[str, Any]) -> dict[str, Any]:
+def summarize(
+    trainer: L.Trainer, cfg: DictConfig, datamodule, weights: str | None, results: dict[str, Any]
+) -> dict[str, Any]:
     ckpt_cb = trainer.checkpoint_callback
     best = ckpt_cb.best_model_score if ckpt_cb is not None and ckpt_cb.monitor else None
     # Without seqlab's callbacks Lightning adds a ModelCheckpoint that monitors nothing: report cfg.monitor then.

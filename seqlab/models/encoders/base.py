@@ -32,8 +32,12 @@ from torch import Tensor, nn
 @dataclass
 class EncoderOutput:
     last_hidden_state: Tensor  # (B, T, H)
-    state: Any = None  # recurrent state to carry on (h_n, or (h_n, c_n) for an LSTM); None for stateless encoders
-    pooler_output: Tensor | None = None  # (B, H): a pretrained sentence vector (BERT's pooler), when the encoder has one
+    state: Any = (
+        None  # recurrent state to carry on (h_n, or (h_n, c_n) for an LSTM); None for stateless encoders
+    )
+    pooler_output: Tensor | None = (
+        None  # (B, H): a pretrained sentence vector (BERT's pooler), when the encoder has one
+    )
 
 
 def require_positive(prefix: str, **sizes: int) -> None:
@@ -56,4 +60,3 @@ class Encoder(nn.Module):
     def extra_kwargs(self, batch: Mapping[str, Any]) -> dict[str, Any]:
         """The batch entries this encoder reads besides ids and mask (the ones the batch has)."""
         return {k: batch[k] for k in self.extra_inputs if k in batch}
-

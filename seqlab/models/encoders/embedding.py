@@ -9,7 +9,10 @@ from seqlab.models.encoders.base import Encoder, EncoderOutput, require_positive
 
 class EmbeddingEncoder(Encoder):
     causal = True  # each position sees only its own word
-    def __init__(self, vocab_size: int, pad_token_id: int = 0, embed_dim: int = 100, embedding_dropout: float = 0.0):
+
+    def __init__(
+        self, vocab_size: int, pad_token_id: int = 0, embed_dim: int = 100, embedding_dropout: float = 0.0
+    ):
         super().__init__()
         require_positive("model.encoder", embed_dim=embed_dim)
         self.embedding = nn.Embedding(vocab_size, embed_dim, padding_idx=pad_token_id)

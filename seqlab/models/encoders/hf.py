@@ -55,10 +55,14 @@ class HFEncoder(Encoder):
         try:
             self.model = AutoModel.from_pretrained(model_name_or_path, **kwargs)
         except OSError as e:
-            raise ValueError(f"model.encoder.model_name_or_path={model_name_or_path!r}: {str(e).splitlines()[0]}") from None
+            raise ValueError(
+                f"model.encoder.model_name_or_path={model_name_or_path!r}: {str(e).splitlines()[0]}"
+            ) from None
         config = self.model.config
         if vocab_size is not None and vocab_size > self.model.get_input_embeddings().num_embeddings:
-            log.info("resizing the embeddings of %s to the tokenizer's %d tokens", model_name_or_path, vocab_size)
+            log.info(
+                "resizing the embeddings of %s to the tokenizer's %d tokens", model_name_or_path, vocab_size
+            )
             self.model.resize_token_embeddings(vocab_size)
         if pad_token_id is not None and getattr(config, "pad_token_id", None) not in (None, pad_token_id):
             raise ValueError(
@@ -81,17 +85,26 @@ class HFEncoder(Encoder):
             for block in layers[:freeze_layers]:
                 block.requires_grad_(False)
         if gradient_checkpointing:  # transformers 5 renamed it activation checkpointing
-            enable = getattr(self.model, "activation_checkpointing_enable", None) or self.model.gradient_checkpointing_enable
+            enable = (
+                getattr(self.model, "activation_checkpointing_enable", None)
+                or self.model.gradient_checkpointing_enable
+            )
             enable()
 
     def forward(
-        self, input_ids: Tensor, attention_mask: Tensor, state=None, lengths: Tensor | None = None,
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        state=None,
+        lengths: Tensor | None = None,
         token_type_ids: Tensor | None = None,
     ) -> EncoderOutput:
         # `lengths` is ignored: the model reads the attention mask itself (the encoder contract).
         kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
         out = self.model(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
-        hidden = out.last_hidden_state * attention_mask.unsqueeze(-1).to(out.last_hidden_state.dtype)  # (B, T, H)
+        hidden = out.last_hidden_state * attention_mask.unsqueeze(-1).to(
+            out.last_hidden_state.dtype
+        )  # (B, T, H)
         return EncoderOutput(hidden, None, getattr(out, "pooler_output", None))
 
     def extra_repr(self) -> str:

@@ -49,7 +49,12 @@ class RNNEncoder(Encoder):
         self.embedding_dropout = nn.Dropout(embedding_dropout)
         input_size = embed_dim + (char_encoder.output_dim if char_encoder is not None else 0)
         self.rnn = CELLS[cell](
-            input_size, hidden_size, num_layers=num_layers, batch_first=True, bidirectional=bidirectional, dropout=dropout
+            input_size,
+            hidden_size,
+            num_layers=num_layers,
+            batch_first=True,
+            bidirectional=bidirectional,
+            dropout=dropout,
         )
         self.num_directions = 2 if bidirectional else 1
         self.output_dim = hidden_size * self.num_directions
@@ -57,7 +62,11 @@ class RNNEncoder(Encoder):
         self.extra_inputs = ("char_ids",) if char_encoder is not None else ()
 
     def forward(
-        self, input_ids: Tensor, attention_mask: Tensor, state=None, lengths: Tensor | None = None,
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        state=None,
+        lengths: Tensor | None = None,
         char_ids: Tensor | None = None,
     ) -> EncoderOutput:
         """`lengths` (B,) on the CPU (the collator's) spares the host sync of reading the mask's sums back:
@@ -70,10 +79,14 @@ class RNNEncoder(Encoder):
         x = self.embedding(input_ids)  # (B, T, E)
         if self.char_encoder is not None:
             if char_ids is None:
-                raise ValueError("model.encoder.char_encoder is set but the batch has no char_ids: set data.use_chars=true")
+                raise ValueError(
+                    "model.encoder.char_encoder is set but the batch has no char_ids: set data.use_chars=true"
+                )
             x = torch.cat([x, self.char_encoder(char_ids)], dim=-1)  # (B, T, E + D)
         x = self.embedding_dropout(x)
-        if bool((lengths == T).all()):  # nothing to skip (language modelling windows): packing would only cost time
+        if bool(
+            (lengths == T).all()
+        ):  # nothing to skip (language modelling windows): packing would only cost time
             out, state = self.rnn(x, state)  # (B, T, H*D)
             return EncoderOutput(out, state)
         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)

@@ -26,7 +26,9 @@ def sinusoids(max_length: int, dim: int) -> Tensor:
     """The fixed position table of Vaswani et al. (2017), (max_length, dim): sin on even features, cos on odd ones,
     wavelengths from 2*pi to 10000*2*pi, so nearby positions get similar vectors and any offset is a linear map."""
     position = torch.arange(max_length, dtype=torch.float32).unsqueeze(1)  # (L, 1)
-    freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))  # (ceil(dim/2),)
+    freq = torch.exp(
+        torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim)
+    )  # (ceil(dim/2),)
     table = torch.zeros(max_length, dim)
     table[:, 0::2] = torch.sin(position * freq)
     table[:, 1::2] = torch.cos(position * freq[: dim // 2])  # an odd dim has one sin more than cos
@@ -51,7 +53,9 @@ class TransformerBlock(nn.Module):
     def forward(self, x: Tensor, attend: Tensor) -> Tensor:
         """x (B, T, H); attend (B, 1, T, T) bool, True where query t may read key s."""
         B, T, H = x.shape
-        qkv = self.qkv(self.attn_norm(x)).view(B, T, 3, self.num_heads, H // self.num_heads)  # (B, T, 3, nh, Dh)
+        qkv = self.qkv(self.attn_norm(x)).view(
+            B, T, 3, self.num_heads, H // self.num_heads
+        )  # (B, T, 3, nh, Dh)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 x (B, nh, T, Dh)
         a = F.scaled_dot_product_attention(
             q, k, v, attn_mask=attend, dropout_p=self.attn_dropout if self.training else 0.0
@@ -88,8 +92,13 @@ class TransformerEncoder(Encoder):
     ):
         super().__init__()
         require_positive(
-            "model.encoder", vocab_size=vocab_size, d_model=d_model, num_heads=num_heads, num_layers=num_layers,
-            ffn_dim=ffn_dim, max_length=max_length,
+            "model.encoder",
+            vocab_size=vocab_size,
+            d_model=d_model,
+            num_heads=num_heads,
+            num_layers=num_layers,
+            ffn_dim=ffn_dim,
+            max_length=max_length,
         )
         if d_model % num_heads:
             raise ValueError(
@@ -113,10 +122,16 @@ class TransformerEncoder(Encoder):
             # the first step, and training only has to adapt the table.
             self.position = nn.Embedding.from_pretrained(table, freeze=False)
         else:
-            self.register_buffer("position_table", table, persistent=False)  # rebuilt from the config, not saved
+            self.register_buffer(
+                "position_table", table, persistent=False
+            )  # rebuilt from the config, not saved
         self.dropout = nn.Dropout(dropout)
-        self.layers = nn.ModuleList(TransformerBlock(d_model, num_heads, ffn_dim, dropout) for _ in range(num_layers))
-        self.norm = nn.LayerNorm(d_model)  # pre-LN blocks leave the residual stream unnormalised: normalise once here
+        self.layers = nn.ModuleList(
+            TransformerBlock(d_model, num_heads, ffn_dim, dropout) for _ in range(num_layers)
+        )
+        self.norm = nn.LayerNorm(
+            d_model
+        )  # pre-LN blocks leave the residual stream unnormalised: normalise once here
         self.output_dim = d_model
         self.causal = bool(causal)
 
@@ -130,7 +145,9 @@ class TransformerEncoder(Encoder):
         keys = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, T): the key is a real token
         eye = torch.eye(T, dtype=torch.bool, device=attention_mask.device)  # (T, T)
         if self.causal:
-            keys = keys & torch.ones(T, T, dtype=torch.bool, device=attention_mask.device).tril()  # (B, 1, T, T)
+            keys = (
+                keys & torch.ones(T, T, dtype=torch.bool, device=attention_mask.device).tril()
+            )  # (B, 1, T, T)
         return keys | eye  # (B, 1, T, T)
 
     def forward(

@@ -49,7 +49,8 @@ def test_freezing_embeddings_and_layers(tiny_bert):
     assert all(p.requires_grad for n, p in enc.named_parameters() if ".layer.1." in n)
     only_emb = encoder(tiny_bert, freeze_embeddings=True)
     assert {n for n, p in only_emb.named_parameters() if not p.requires_grad} == {
-        n for n, _ in only_emb.named_parameters() if n.startswith("model.embeddings.")}
+        n for n, _ in only_emb.named_parameters() if n.startswith("model.embeddings.")
+    }
     with pytest.raises(ValueError, match="freeze_layers=3: .* has 2 layers"):
         encoder(tiny_bert, freeze_layers=3)
 

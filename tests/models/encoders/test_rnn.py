@@ -22,8 +22,17 @@ def make_batch(lengths, vocab=30, pad=0, seed=0):
 
 def encoder(cell, layers, bi, **kw):
     torch.manual_seed(0)
-    return RNNEncoder(vocab_size=30, pad_token_id=0, embed_dim=8, hidden_size=6, num_layers=layers, cell=cell,
-                      bidirectional=bi, dropout=0.0, **kw).eval()
+    return RNNEncoder(
+        vocab_size=30,
+        pad_token_id=0,
+        embed_dim=8,
+        hidden_size=6,
+        num_layers=layers,
+        cell=cell,
+        bidirectional=bi,
+        dropout=0.0,
+        **kw,
+    ).eval()
 
 
 @pytest.mark.parametrize("cell,layers,bi", CASES)
@@ -35,7 +44,9 @@ def test_packed_batch_equals_each_sequence_alone(cell, layers, bi):
         out = enc(ids, mask)
         for i, n in enumerate(lengths):
             alone = enc(ids[i : i + 1, :n], mask[i : i + 1, :n])  # no padding at all: the unpacked fast path
-            torch.testing.assert_close(out.last_hidden_state[i, :n], alone.last_hidden_state[0], atol=1e-6, rtol=0)
+            torch.testing.assert_close(
+                out.last_hidden_state[i, :n], alone.last_hidden_state[0], atol=1e-6, rtol=0
+            )
             assert torch.equal(out.last_hidden_state[i, n:], torch.zeros_like(out.last_hidden_state[i, n:]))
             states = out.state if cell == "lstm" else (out.state,)
             alone_states = alone.state if cell == "lstm" else (alone.state,)
@@ -54,7 +65,9 @@ def test_padding_values_never_change_outputs(cell, layers, bi):
     with torch.no_grad():
         a, b = enc(ids, mask), enc(noisy, mask)
     assert torch.equal(a.last_hidden_state, b.last_hidden_state)
-    for s, t in zip(a.state if cell == "lstm" else (a.state,), b.state if cell == "lstm" else (b.state,), strict=True):
+    for s, t in zip(
+        a.state if cell == "lstm" else (a.state,), b.state if cell == "lstm" else (b.state,), strict=True
+    ):
         assert torch.equal(s, t)
 
 
@@ -75,7 +88,9 @@ def test_final_state_is_carried_between_calls():
         whole = enc(ids, mask).last_hidden_state
         first = enc(ids[:, :5], mask[:, :5])
         second = enc(ids[:, 5:], mask[:, 5:], state=first.state)
-    torch.testing.assert_close(torch.cat([first.last_hidden_state, second.last_hidden_state], 1), whole, atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        torch.cat([first.last_hidden_state, second.last_hidden_state], 1), whole, atol=1e-6, rtol=0
+    )
 
 
 def test_bad_arguments_are_refused_with_the_key_to_fix():

@@ -61,11 +61,15 @@ def test_causal_output_at_t_ignores_every_later_token():
         before_c, before_b = causal(ids, mask).last_hidden_state, bidirectional(ids, mask).last_hidden_state
         for t in range(ids.size(1) - 1):
             changed = ids.clone()
-            changed[:, t + 1 :] = (changed[:, t + 1 :] % (V - 1)) + 1  # every token after t, still never padding
+            changed[:, t + 1 :] = (
+                changed[:, t + 1 :] % (V - 1)
+            ) + 1  # every token after t, still never padding
             after_c = causal(changed, mask).last_hidden_state
             torch.testing.assert_close(after_c[:, : t + 1], before_c[:, : t + 1], atol=1e-6, rtol=0)
             after_b = bidirectional(changed, mask).last_hidden_state
-            assert (after_b[:, : t + 1] - before_b[:, : t + 1]).abs().max() > 1e-3, t  # bidirectional reads ahead
+            assert (after_b[:, : t + 1] - before_b[:, : t + 1]).abs().max() > 1e-3, (
+                t
+            )  # bidirectional reads ahead
     assert causal.causal and not bidirectional.causal
 
 
@@ -104,7 +108,10 @@ def test_longer_than_max_length_is_refused_naming_the_key():
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        ({"d_model": 10, "num_heads": 4}, r"model.encoder.d_model=10 is not divisible by model.encoder.num_heads=4"),
+        (
+            {"d_model": 10, "num_heads": 4},
+            r"model.encoder.d_model=10 is not divisible by model.encoder.num_heads=4",
+        ),
         ({"d_model": 0}, r"model.encoder.d_model=0: must be >= 1"),
         ({"num_heads": 0}, r"model.encoder.num_heads=0: must be >= 1"),
         ({"num_layers": 0}, r"model.encoder.num_layers=0: must be >= 1"),
@@ -120,14 +127,15 @@ def test_bad_sizes_are_refused_naming_the_key(kwargs, match):
         TransformerEncoder(V, 0, **args)
 
 
-
 def test_lengths_are_accepted_and_change_nothing():
     """The encoder contract: every forward takes the collator's CPU `lengths`; this one only needs the mask."""
     lengths = torch.tensor([5, 2, 1])
     ids, mask = make_batch(lengths.tolist())
     enc = encoder()
     with torch.no_grad():
-        assert torch.equal(enc(ids, mask, lengths=lengths).last_hidden_state, enc(ids, mask).last_hidden_state)
+        assert torch.equal(
+            enc(ids, mask, lengths=lengths).last_hidden_state, enc(ids, mask).last_hidden_state
+        )
 
 
 @pytest.mark.slow  # a real training (about a minute on 2 cores)
@@ -135,5 +143,7 @@ def test_transformer_experiment_solves_the_embedded_data(tmp_path):
     from seqlab.train import run
     from tests.conftest import compose_cfg
 
-    summary = run(compose_cfg("+experiment=transformer", "callbacks.rich_progress_bar=null", output_dir=tmp_path))
+    summary = run(
+        compose_cfg("+experiment=transformer", "callbacks.rich_progress_bar=null", output_dir=tmp_path)
+    )
     assert summary["test"]["test/acc"] >= 0.95, summary

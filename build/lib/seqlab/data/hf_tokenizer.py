@@ -21,7 +21,9 @@ class HFTokenizer:
 
     def __init__(self, tokenizer):
         if not getattr(tokenizer, "is_fast", False):
-            raise ValueError(f"{type(tokenizer).__name__} is not a fast tokenizer: seqlab needs word_ids() (tokenizers backend)")
+            raise ValueError(
+                f"{type(tokenizer).__name__} is not a fast tokenizer: seqlab needs word_ids() (tokenizers backend)"
+            )
         if tokenizer.pad_token_id is None:
             raise ValueError(f"{tokenizer.name_or_path}: the tokenizer has no pad token")
         self._tok = tokenizer
@@ -36,7 +38,9 @@ class HFTokenizer:
         try:
             return cls(AutoTokenizer.from_pretrained(name_or_path, **kwargs))
         except OSError as e:
-            raise ValueError(f"data.tokenizer.name_or_path={name_or_path!r}: {str(e).splitlines()[0]}") from None
+            raise ValueError(
+                f"data.tokenizer.name_or_path={name_or_path!r}: {str(e).splitlines()[0]}"
+            ) from None
 
     @property
     def hf(self):
@@ -100,7 +104,10 @@ class HFTokenizer:
         """The tokenizer's files (``save_pretrained``) as text, so a checkpoint carries its own tokenizer."""
         with tempfile.TemporaryDirectory() as tmp:
             self._tok.save_pretrained(tmp)
-            return {"kind": "hf", "files": {p.name: p.read_text(encoding="utf-8") for p in Path(tmp).iterdir() if p.is_file()}}
+            return {
+                "kind": "hf",
+                "files": {p.name: p.read_text(encoding="utf-8") for p in Path(tmp).iterdir() if p.is_file()},
+            }
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> HFTokenizer:
@@ -126,5 +133,7 @@ class LoadHFTokenizer:
     def __init__(self, name_or_path: str):
         self.name_or_path = name_or_path
 
-    def __call__(self, corpus=None, *, is_pretokenized: bool = False, special_tokens: Sequence[str] = ()) -> HFTokenizer:
+    def __call__(
+        self, corpus=None, *, is_pretokenized: bool = False, special_tokens: Sequence[str] = ()
+    ) -> HFTokenizer:
         return HFTokenizer.from_pretrained(self.name_or_path)

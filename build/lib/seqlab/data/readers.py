@@ -34,7 +34,9 @@ def check_encoding(path: str | Path, encoding: str = "utf-8") -> None:
         pass
 
 
-def iter_conll(path: str | Path, columns: Sequence[str], encoding: str = "utf-8") -> Iterator[dict[str, list[str]]]:
+def iter_conll(
+    path: str | Path, columns: Sequence[str], encoding: str = "utf-8"
+) -> Iterator[dict[str, list[str]]]:
     """Yield one sentence at a time as ``{column: [value per token]}``.
 
     Raises ValueError naming the file and line when a line has the wrong number of columns or cannot be decoded.
@@ -59,7 +61,9 @@ def iter_conll(path: str | Path, columns: Sequence[str], encoding: str = "utf-8"
         yield sentence
 
 
-def _generate(path: str, columns: tuple[str, ...], stamp: str, encoding: str) -> Iterator[dict[str, list[str]]]:
+def _generate(
+    path: str, columns: tuple[str, ...], stamp: str, encoding: str
+) -> Iterator[dict[str, list[str]]]:
     # `stamp` is unused here: it is part of gen_kwargs only so that the datasets cache (keyed on the
     # generator and its kwargs) is invalidated when the file at `path` changes.
     yield from iter_conll(path, columns, encoding)
@@ -74,8 +78,12 @@ def read_conll(path: str | Path, columns: Sequence[str], encoding: str = "utf-8"
             _generate,
             features=features,
             # columns as a tuple: datasets shards list-valued gen_kwargs across workers
-            gen_kwargs={"path": str(path), "columns": tuple(columns), "stamp": f"{st.st_size}-{st.st_mtime_ns}",
-                        "encoding": encoding},
+            gen_kwargs={
+                "path": str(path),
+                "columns": tuple(columns),
+                "stamp": f"{st.st_size}-{st.st_mtime_ns}",
+                "encoding": encoding,
+            },
         )
     except DatasetGenerationError as e:  # unwrap our own "file:line" error from the builder's wrapper
         cause = e.__cause__

@@ -63,7 +63,9 @@ class HFSource:
         self.cache_dir = cache_dir
         self.encoding = encoding
         if self.is_local and not self.data_files:
-            raise ValueError(f"data source path={path!r} reads local files: set data_files (e.g. data_files.train=...)")
+            raise ValueError(
+                f"data source path={path!r} reads local files: set data_files (e.g. data_files.train=...)"
+            )
 
     @property
     def is_local(self) -> bool:
@@ -84,23 +86,41 @@ class HFSource:
             columns = tuple(self.reader_kwargs.get("columns", DEFAULT_CONLL_COLUMNS))
             unknown = set(self.reader_kwargs) - {"columns"}
             if unknown:
-                raise ValueError(f"reader_kwargs {sorted(unknown)} do not apply to conll files (only: columns)")
-            raw = DatasetDict({split: _concat([read_conll(f, columns, self.encoding) for f in files])
-                               for split, files in self.data_files.items()})
+                raise ValueError(
+                    f"reader_kwargs {sorted(unknown)} do not apply to conll files (only: columns)"
+                )
+            raw = DatasetDict(
+                {
+                    split: _concat([read_conll(f, columns, self.encoding) for f in files])
+                    for split, files in self.data_files.items()
+                }
+            )
         elif self.path in FILE_FORMATS:
             raw = DatasetDict({split: self._read(split, files) for split, files in self.data_files.items()})
         else:  # a hub data set
-            raw = load_dataset(self.path, self.name, data_files=self.data_files or None, cache_dir=self.cache_dir, **self.reader_kwargs)
+            raw = load_dataset(
+                self.path,
+                self.name,
+                data_files=self.data_files or None,
+                cache_dir=self.cache_dir,
+                **self.reader_kwargs,
+            )
         raw = _rename_splits(raw, self.split_names, source=self)
         for split, ds in raw.items():
             if self.is_local and len(ds) == 0:
-                raise ValueError(f"data_files.{split}: {self.data_files.get(split)} holds no rows (a header only?)")
+                raise ValueError(
+                    f"data_files.{split}: {self.data_files.get(split)} holds no rows (a header only?)"
+                )
         return raw
 
     def _read(self, split: str, files: list[str]):
         """One split's local files with the datasets builder; its errors name the split and files."""
         builder, defaults = FILE_FORMATS[self.path]
-        kwargs = {**defaults, **({"encoding": self.encoding} if self.path != "parquet" else {}), **self.reader_kwargs}
+        kwargs = {
+            **defaults,
+            **({"encoding": self.encoding} if self.path != "parquet" else {}),
+            **self.reader_kwargs,
+        }
         try:
             return load_dataset(builder, data_files={split: files}, cache_dir=self.cache_dir, **kwargs)[split]
         except Exception as e:  # datasets wraps the reader's error in DatasetGenerationError: show the cause
@@ -142,6 +162,8 @@ def _rename_splits(raw: DatasetDict, split_names: Mapping[str, str], source) -> 
     out = DatasetDict({k: v for k, v in raw.items() if k not in split_names.values()})
     for ours, theirs in split_names.items():
         if theirs not in raw:
-            raise ValueError(f"{source}: split_names.{ours}={theirs!r} but the source has splits {sorted(raw)}")
+            raise ValueError(
+                f"{source}: split_names.{ours}={theirs!r} but the source has splits {sorted(raw)}"
+            )
         out[ours] = raw[theirs]
     return out

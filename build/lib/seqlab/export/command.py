@@ -36,27 +36,39 @@ def _describe_inputs(names: list[str], pad_id: int) -> dict[str, dict[str, Any]]
         "input_ids": f"token ids (the tokenizer below); each row's real tokens first, then pad id {pad_id}",
         "attention_mask": "1 at real tokens, 0 at padding: a prefix of each row, at least one real token per row",
         "char_ids": "each word's character ids (index into `chars`: 0 = <pad>, 1 = <unk>), padded with 0; "
-                    "padded words are all 0",
+        "padded words are all 0",
         "token_type_ids": "0 for the first text, 1 for the second text of a pair",
     }
     shapes = {"char_ids": ["batch", "time", "chars"]}
-    return {n: {"shape": shapes.get(n, ["batch", "time"]), "dtype": "int64", "meaning": meaning[n]} for n in names}
+    return {
+        n: {"shape": shapes.get(n, ["batch", "time"]), "dtype": "int64", "meaning": meaning[n]} for n in names
+    }
 
 
 def _describe_output(task: nn.Module, name: str) -> dict[str, Any]:
     if name == "logits":
-        return {"shape": ["batch", "labels"], "dtype": "float32",
-                "meaning": "unnormalised class scores: softmax gives the probabilities, argmax the label"}
+        return {
+            "shape": ["batch", "labels"],
+            "dtype": "float32",
+            "meaning": "unnormalised class scores: softmax gives the probabilities, argmax the label",
+        }
     if getattr(task, "crf", None) is not None:
-        meaning = ("the CRF's per-token emission scores; the prediction is their Viterbi decoding with `crf` "
-                   "(seqlab.models.crf.CRF.decode), which is not in the graph: an argmax ignores the transitions")
+        meaning = (
+            "the CRF's per-token emission scores; the prediction is their Viterbi decoding with `crf` "
+            "(seqlab.models.crf.CRF.decode), which is not in the graph: an argmax ignores the transitions"
+        )
     else:
         meaning = "per-token tag scores: argmax over the last axis gives each token's tag"
-    return {"shape": ["batch", "time", "labels"], "dtype": "float32",
-            "meaning": meaning + "; with a sub-word tokenizer only each word's first token is scored"}
+    return {
+        "shape": ["batch", "time", "labels"],
+        "dtype": "float32",
+        "meaning": meaning + "; with a sub-word tokenizer only each word's first token is scored",
+    }
 
 
-def sidecar(task: nn.Module, model_names: list[str], output: str, data: dict[str, Any], extra: dict[str, Any]) -> dict:
+def sidecar(
+    task: nn.Module, model_names: list[str], output: str, data: dict[str, Any], extra: dict[str, Any]
+) -> dict:
     """The JSON written next to the exported file."""
     from seqlab.export.onnx import pad_token_id, task_kind
 
@@ -145,6 +157,11 @@ def main(argv: list[str]) -> None:
     meta = sidecar(task, names, output_name(task), data, extra)
     meta_path = output.with_name(output.name + ".json")
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
-    check = (f"{checked} matches the trained model to {file_diff:.1e}" if checked
-             else "not checked: pip install onnxruntime to compare the file with the trained model")
-    print(f"wrote {output} ({fmt}, inputs {', '.join(names)} -> {output_name(task)}) and {meta_path.name}; {check}")
+    check = (
+        f"{checked} matches the trained model to {file_diff:.1e}"
+        if checked
+        else "not checked: pip install onnxruntime to compare the file with the trained model"
+    )
+    print(
+        f"wrote {output} ({fmt}, inputs {', '.join(names)} -> {output_name(task)}) and {meta_path.name}; {check}"
+    )

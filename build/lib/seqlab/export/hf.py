@@ -49,7 +49,10 @@ def _as_hf_model(task: nn.Module, class_name: str, config) -> nn.Module | None:
     base = hf.base_model
     missing, unexpected = base.load_state_dict(task.encoder.model.state_dict(), strict=False)
     classifier = getattr(hf, "classifier", None)
-    covered = {f"{hf.base_model_prefix}.{k}" for k in base.state_dict()} | {"classifier.weight", "classifier.bias"}
+    covered = {f"{hf.base_model_prefix}.{k}" for k in base.state_dict()} | {
+        "classifier.weight",
+        "classifier.bias",
+    }
     if (
         missing
         or any(not k.startswith("pooler.") for k in unexpected)  # a tagger's AutoModel has no pooler: fine
@@ -57,20 +60,30 @@ def _as_hf_model(task: nn.Module, class_name: str, config) -> nn.Module | None:
         or classifier.weight.shape != task.head.weight.shape
         or set(hf.state_dict()) - covered
     ):
-        log.info("%s's head differs from seqlab's (%s): saving the bare encoder", class_name, config.model_type)
+        log.info(
+            "%s's head differs from seqlab's (%s): saving the bare encoder", class_name, config.model_type
+        )
         return None
     classifier.load_state_dict(task.head.state_dict())
     return hf.eval()
 
 
-def save_pretrained(task: nn.Module, datamodule: Any, directory: str | Path, model_cfg: DictConfig | dict) -> str:
+def save_pretrained(
+    task: nn.Module, datamodule: Any, directory: str | Path, model_cfg: DictConfig | dict
+) -> str:
     """Write `task` (with the DataModule's tokenizer and labels) to `directory`; returns the directory."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    cfg = OmegaConf.to_container(model_cfg, resolve=True) if isinstance(model_cfg, DictConfig) else copy.deepcopy(model_cfg)
+    cfg = (
+        OmegaConf.to_container(model_cfg, resolve=True)
+        if isinstance(model_cfg, DictConfig)
+        else copy.deepcopy(model_cfg)
+    )
     labels = [str(x) for x in datamodule.label_vocab.labels] if hasattr(datamodule, "label_vocab") else None
     if labels is not None:
-        labels = labels[: task.head.out_features]  # the predicted ones (a tagger's gold-only tags are not outputs)
+        labels = labels[
+            : task.head.out_features
+        ]  # the predicted ones (a tagger's gold-only tags are not outputs)
     encoder_model = getattr(task.encoder, "model", None)
     is_hf = encoder_model is not None and hasattr(encoder_model, "save_pretrained")
     hf_class = None
@@ -93,9 +106,15 @@ def save_pretrained(task: nn.Module, datamodule: Any, directory: str | Path, mod
         cfg["encoder"]["model_name_or_path"] = None  # the directory itself, filled in by load_task
     head = {k: v for k, v in task.state_dict().items() if not (is_hf and k.startswith(ENCODER_PREFIX))}
     torch.save(head, directory / HEAD_FILE)
-    (directory / MODEL_FILE).write_text(json.dumps({"model": cfg, "hf_class": hf_class, "hf_encoder": is_hf}, indent=2) + "\n")
+    (directory / MODEL_FILE).write_text(
+        json.dumps({"model": cfg, "hf_class": hf_class, "hf_encoder": is_hf}, indent=2) + "\n"
+    )
     (directory / DATA_FILE).write_text(json.dumps(datamodule.state_dict()) + "\n")
-    log.info("model saved to %s (%s)", directory, hf_class or ("AutoModel + seqlab head" if is_hf else "seqlab layout"))
+    log.info(
+        "model saved to %s (%s)",
+        directory,
+        hf_class or ("AutoModel + seqlab head" if is_hf else "seqlab layout"),
+    )
     return str(directory)
 
 
@@ -105,7 +124,9 @@ def load_pretrained(directory: str | Path) -> nn.Module:
 
     directory = Path(directory)
     if not (directory / MODEL_FILE).is_file():
-        raise ValueError(f"{directory}: no {MODEL_FILE}; was it written by seqlab (save_pretrained=..., finetune)?")
+        raise ValueError(
+            f"{directory}: no {MODEL_FILE}; was it written by seqlab (save_pretrained=..., finetune)?"
+        )
     meta = json.loads((directory / MODEL_FILE).read_text())
     cfg = meta["model"]
     if meta["hf_encoder"]:
@@ -115,7 +136,9 @@ def load_pretrained(directory: str | Path) -> nn.Module:
     missing, unexpected = task.load_state_dict(head, strict=False)
     missing = [k for k in missing if not (meta["hf_encoder"] and k.startswith(ENCODER_PREFIX))]
     if missing or unexpected:
-        raise ValueError(f"{directory}: {HEAD_FILE} does not fit the model (missing {missing[:5]}, unexpected {unexpected[:5]})")
+        raise ValueError(
+            f"{directory}: {HEAD_FILE} does not fit the model (missing {missing[:5]}, unexpected {unexpected[:5]})"
+        )
     return task.eval()
 
 

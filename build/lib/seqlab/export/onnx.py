@@ -59,7 +59,9 @@ def output_name(task: nn.Module) -> str:
 def reverse_index(attention_mask: Tensor) -> Tensor:
     """(B, T) index that reverses each row within its length and keeps padded positions in place:
     ``len-1-t`` for ``t < len``, else ``t``. Its own inverse, so one gather reverses and another restores."""
-    pos = torch.ones_like(attention_mask, dtype=torch.long).cumsum(1) - 1  # (B, T): 0..T-1, traced with dynamic T
+    pos = (
+        torch.ones_like(attention_mask, dtype=torch.long).cumsum(1) - 1
+    )  # (B, T): 0..T-1, traced with dynamic T
     rev = attention_mask.long().sum(1, keepdim=True) - 1 - pos  # (B, T)
     return torch.where(rev >= 0, rev, pos)
 
@@ -87,7 +89,9 @@ def _single_direction(rnn: nn.RNNBase, layer: int, reverse: bool) -> nn.RNNBase:
     directions = 2 if rnn.bidirectional else 1
     input_size = rnn.input_size if layer == 0 else rnn.hidden_size * directions
     kwargs = {"nonlinearity": rnn.nonlinearity} if isinstance(rnn, nn.RNN) else {}
-    single = _SINGLE[rnn.mode](input_size, rnn.hidden_size, num_layers=1, bias=rnn.bias, batch_first=True, **kwargs)
+    single = _SINGLE[rnn.mode](
+        input_size, rnn.hidden_size, num_layers=1, bias=rnn.bias, batch_first=True, **kwargs
+    )
     suffix = "_reverse" if reverse else ""
     for name in single._flat_weights_names:  # weight_ih_l0, weight_hh_l0[, bias_ih_l0, bias_hh_l0]
         # RNNBase.__setattr__ keeps its _flat_weights in step with the attribute.
@@ -113,7 +117,9 @@ class UnpackedRNN(nn.Module):
         self.num_layers = rnn.num_layers
         self.num_directions = 2 if rnn.bidirectional else 1
         self.cells = nn.ModuleList(
-            _single_direction(rnn, layer, bool(d)) for layer in range(rnn.num_layers) for d in range(self.num_directions)
+            _single_direction(rnn, layer, bool(d))
+            for layer in range(rnn.num_layers)
+            for d in range(self.num_directions)
         )
 
     def forward(self, x: Tensor, attention_mask: Tensor) -> Tensor:
@@ -155,10 +161,14 @@ class ExportRNNEncoder(nn.Module):
     def __init__(self, encoder: RNNEncoder):
         super().__init__()
         self.embedding = encoder.embedding
-        self.char_encoder = ExportCharEncoder(encoder.char_encoder) if encoder.char_encoder is not None else None
+        self.char_encoder = (
+            ExportCharEncoder(encoder.char_encoder) if encoder.char_encoder is not None else None
+        )
         self.rnn = UnpackedRNN(encoder.rnn)
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor, char_ids: Tensor | None = None) -> EncoderOutput:
+    def forward(
+        self, input_ids: Tensor, attention_mask: Tensor, char_ids: Tensor | None = None
+    ) -> EncoderOutput:
         x = self.embedding(input_ids)  # (B, T, E)
         if self.char_encoder is not None:
             x = torch.cat([x, self.char_encoder(char_ids)], dim=-1)  # (B, T, E + D)
@@ -246,7 +256,9 @@ def example_inputs(
         if name == "char_ids":
             char = task.encoder.char_encoder
             L = word_length
-            word_len = torch.randint(1, L + 1, (B, T, 1), generator=g) * mask.unsqueeze(-1)  # (B, T, 1), 0 at padding
+            word_len = torch.randint(1, L + 1, (B, T, 1), generator=g) * mask.unsqueeze(
+                -1
+            )  # (B, T, 1), 0 at padding
             chars = torch.randint(1, char.embedding.num_embeddings, (B, T, L), generator=g)
             batch["char_ids"] = chars.masked_fill(torch.arange(L) >= word_len, char.pad_id)  # (B, T, L)
         elif name == "token_type_ids":
@@ -278,7 +290,9 @@ def check_export_model(task: nn.Module, model: nn.Module, inputs: Mapping[str, T
     """Max |export module - eager task| on `inputs` (real positions); a ValueError above `EAGER_TOLERANCE`."""
     diff = max_abs_diff(model(*inputs.values()), eager_outputs(task, inputs), inputs["attention_mask"])
     if not diff <= EAGER_TOLERANCE:
-        raise ValueError(f"the export module differs from the trained model by {diff:.2e}; please report this")
+        raise ValueError(
+            f"the export module differs from the trained model by {diff:.2e}; please report this"
+        )
     return diff
 
 
@@ -295,7 +309,9 @@ def export_onnx(task: nn.Module, path: str | Path, opset: int = 17) -> float:
     try:
         import onnx  # noqa: F401  (torch.onnx writes the file with it)
     except ImportError:
-        raise ValueError("format=onnx needs the onnx package: pip install onnx onnxruntime (or seqlab[export])") from None
+        raise ValueError(
+            "format=onnx needs the onnx package: pip install onnx onnxruntime (or seqlab[export])"
+        ) from None
     task.eval()
     model = ExportModel(task)
     inputs = example_inputs(task)

@@ -23,7 +23,9 @@ def export_torchscript(task: nn.Module, path: str | Path) -> float:
     inputs = example_inputs(task)
     diff = check_export_model(task, model, inputs)
     with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")  # TracerWarnings (HF's shape checks) and TorchScript's DeprecationWarning
+        warnings.simplefilter(
+            "ignore"
+        )  # TracerWarnings (HF's shape checks) and TorchScript's DeprecationWarning
         traced = torch.jit.trace(model, tuple(inputs.values()), check_trace=False)
         torch.jit.save(traced, str(path))
     return diff

@@ -41,13 +41,19 @@ class SpanF1(Metric):
             raise ValueError(f"preds {tuple(preds.shape)} and target {tuple(target.shape)} differ in shape")
         valid = target != IGNORE_INDEX  # (B, T)
         if bool((preds[valid] < 0).any()):
-            raise ValueError("a prediction is negative (-100?) where the target is scored: preds and target masks differ")
+            raise ValueError(
+                "a prediction is negative (-100?) where the target is scored: preds and target masks differ"
+            )
         self.correct += (preds[valid] == target[valid]).sum()
         self.total += valid.sum()
         tp = n_pred = n_gold = 0
         for p_row, t_row, v_row in zip(preds.tolist(), target.tolist(), valid.tolist(), strict=True):
-            gold = extract_spans([self.id2tag[t] for t, v in zip(t_row, v_row, strict=True) if v], self.scheme)
-            pred = extract_spans([self.id2tag[p] for p, v in zip(p_row, v_row, strict=True) if v], self.scheme)
+            gold = extract_spans(
+                [self.id2tag[t] for t, v in zip(t_row, v_row, strict=True) if v], self.scheme
+            )
+            pred = extract_spans(
+                [self.id2tag[p] for p, v in zip(p_row, v_row, strict=True) if v], self.scheme
+            )
             tp += len(gold & pred)
             n_pred += len(pred)
             n_gold += len(gold)
@@ -62,5 +68,7 @@ class SpanF1(Metric):
         recall = tp / n_gold if n_gold > 0 else tp * 0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall > 0 else tp * 0
         token_acc = self.correct.double() / self.total if self.total > 0 else tp * 0
-        return {k: v.float() for k, v in
-                {"precision": precision, "recall": recall, "f1": f1, "token_acc": token_acc}.items()}
+        return {
+            k: v.float()
+            for k, v in {"precision": precision, "recall": recall, "f1": f1, "token_acc": token_acc}.items()
+        }

@@ -82,8 +82,15 @@ class TextClassificationTask(SelfRebuilding, LightningModule):
         loss = F.cross_entropy(logits, batch["labels"])
         metrics(logits.argmax(-1), batch["labels"])
         bs = batch["labels"].size(0)
-        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, batch_size=bs,
-                 sync_dist=stage != "train")  # every DDP rank then checkpoints / schedules on the same value
+        self.log(
+            f"{stage}/loss",
+            loss,
+            on_step=stage == "train",
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=bs,
+            sync_dist=stage != "train",
+        )  # every DDP rank then checkpoints / schedules on the same value
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train", batch_size=bs)
         return loss
 
@@ -102,5 +109,9 @@ class TextClassificationTask(SelfRebuilding, LightningModule):
 
     def configure_optimizers(self):
         return build_optimizers(
-            self, self.optimizer, self.scheduler, self.hparams.scheduler_interval, self.hparams.scheduler_monitor
+            self,
+            self.optimizer,
+            self.scheduler,
+            self.hparams.scheduler_interval,
+            self.hparams.scheduler_monitor,
         )

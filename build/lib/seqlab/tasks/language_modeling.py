@@ -83,7 +83,8 @@ class LanguageModelTask(SelfRebuilding, LightningModule):
         if not encoder.causal:
             raise ValueError(
                 f"model.encoder ({type(encoder).__name__}) is not causal: its output at word t has read words after t, "
-                "which a language model predicts (use a unidirectional RNN: model.encoder.bidirectional=false)"
+                "which a language model predicts (a unidirectional RNN: model.encoder.bidirectional=false; a Transformer: "
+                "model.encoder.causal=true)"
             )
         self.encoder = encoder
         self.dropout = nn.Dropout(dropout)
@@ -96,28 +97,38 @@ class LanguageModelTask(SelfRebuilding, LightningModule):
                 )
             cutoffs = list(adaptive_softmax_cutoffs)
             if cutoffs != sorted(set(cutoffs)) or cutoffs[0] <= 0:
-                raise ValueError(f"model.adaptive_softmax_cutoffs={cutoffs}: must be positive and increase strictly")
+                raise ValueError(
+                    f"model.adaptive_softmax_cutoffs={cutoffs}: must be positive and increase strictly"
+                )
             kept = [c for c in cutoffs if c < vocab_size - 1]
             if not kept:
                 raise ValueError(
                     f"model.adaptive_softmax_cutoffs={cutoffs}: all >= vocab_size - 1 = {vocab_size - 1}; "
                     "use smaller cutoffs or null (full softmax)"
                 )
-            if kept != cutoffs:  # a vocabulary fitted on a slice (data.max_train_samples) is smaller than the recipe's
+            if (
+                kept != cutoffs
+            ):  # a vocabulary fitted on a slice (data.max_train_samples) is smaller than the recipe's
                 log.warning(
                     "model.adaptive_softmax_cutoffs=%s: dropped %s, not below vocab_size - 1 = %d",
-                    cutoffs, cutoffs[len(kept):], vocab_size - 1,
+                    cutoffs,
+                    cutoffs[len(kept) :],
+                    vocab_size - 1,
                 )
             cutoffs = kept
             self.head = None
-            self.adaptive = nn.AdaptiveLogSoftmaxWithLoss(H, vocab_size, cutoffs, div_value=adaptive_softmax_div_value)
+            self.adaptive = nn.AdaptiveLogSoftmaxWithLoss(
+                H, vocab_size, cutoffs, div_value=adaptive_softmax_div_value
+            )
         else:
             self.adaptive = None
             self.head = nn.Linear(H, vocab_size)
             if tie_weights:
                 embedding = getattr(encoder, "embedding", None)
                 if not isinstance(embedding, nn.Embedding):
-                    raise ValueError(f"model.tie_weights=true needs an encoder with an `embedding` ({type(encoder).__name__} has none)")
+                    raise ValueError(
+                        f"model.tie_weights=true needs an encoder with an `embedding` ({type(encoder).__name__} has none)"
+                    )
                 if embedding.embedding_dim != H or embedding.num_embeddings != vocab_size:
                     raise ValueError(
                         f"model.tie_weights=true needs model.encoder.hidden_size (output_dim {H}) == "
@@ -184,8 +195,13 @@ class LanguageModelTask(SelfRebuilding, LightningModule):
         ppl.update(loss_sum, count)
         # batch_size=count: the epoch value is the mean over tokens, not over batches of unequal size
         self.log(
-            f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=stage == "train",
-            batch_size=int(count), sync_dist=stage != "train",
+            f"{stage}/loss",
+            loss,
+            on_step=stage == "train",
+            on_epoch=True,
+            prog_bar=stage == "train",
+            batch_size=int(count),
+            sync_dist=stage != "train",
         )
         self.log(f"{stage}/ppl", ppl, on_step=False, on_epoch=True, prog_bar=stage != "train")
         return loss
@@ -202,12 +218,22 @@ class LanguageModelTask(SelfRebuilding, LightningModule):
     def predict_step(self, batch, batch_idx):
         """Log-probability of each label token (B, T), the state carried across the predict batches."""
         input_ids = batch["input_ids"]
-        log_probs, state = self(input_ids, batch["attention_mask"], self._carried_state("predict", input_ids.size(0)))
+        log_probs, state = self(
+            input_ids, batch["attention_mask"], self._carried_state("predict", input_ids.size(0))
+        )
         self._states["predict"] = detach_state(state)
         labels = batch["labels"]
-        return log_probs.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1).masked_fill(labels == IGNORE_INDEX, 0.0)
+        return (
+            log_probs.gather(-1, labels.clamp(min=0).unsqueeze(-1))
+            .squeeze(-1)
+            .masked_fill(labels == IGNORE_INDEX, 0.0)
+        )
 
     def configure_optimizers(self):
         return build_optimizers(
-            self, self.optimizer, self.scheduler, self.hparams.scheduler_interval, self.hparams.scheduler_monitor
+            self,
+            self.optimizer,
+            self.scheduler,
+            self.hparams.scheduler_interval,
+            self.hparams.scheduler_monitor,
         )

@@ -21,8 +21,14 @@ def param_groups(module: LightningModule) -> list[dict[str, Any]]:
     ]
 
 
-def hf_scheduler(optimizer, num_training_steps: int, name: str = "linear", warmup_ratio: float = 0.0,
-                 warmup_steps: int = 0, **scheduler_specific_kwargs):
+def hf_scheduler(
+    optimizer,
+    num_training_steps: int,
+    name: str = "linear",
+    warmup_ratio: float = 0.0,
+    warmup_steps: int = 0,
+    **scheduler_specific_kwargs,
+):
     """``transformers.get_scheduler(name)`` over the run's optimizer steps; warmup is `warmup_steps` when > 0,
     else ``ceil(warmup_ratio * num_training_steps)`` (HF's rule)."""
     from transformers import get_scheduler
@@ -31,8 +37,13 @@ def hf_scheduler(optimizer, num_training_steps: int, name: str = "linear", warmu
         raise ValueError(f"model.scheduler.warmup_ratio={warmup_ratio}: must be in [0, 1)")
     warmup = warmup_steps if warmup_steps > 0 else math.ceil(warmup_ratio * num_training_steps)
     try:
-        return get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=num_training_steps,
-                             scheduler_specific_kwargs=scheduler_specific_kwargs or None)
+        return get_scheduler(
+            name,
+            optimizer,
+            num_warmup_steps=warmup,
+            num_training_steps=num_training_steps,
+            scheduler_specific_kwargs=scheduler_specific_kwargs or None,
+        )
     except ValueError as e:
         raise ValueError(f"model.scheduler.name={name!r}: {e}") from None
 
@@ -63,6 +74,8 @@ def build_optimizers(
     if interval not in ("epoch", "step"):
         raise ValueError(f"model.scheduler_interval={interval!r}: choose 'epoch' or 'step' (or null)")
     if over_run and interval != "step":
-        raise ValueError("model.scheduler_interval=epoch, but this schedule counts optimizer steps: set it to step or null")
+        raise ValueError(
+            "model.scheduler_interval=epoch, but this schedule counts optimizer steps: set it to step or null"
+        )
     sched = scheduler(optimizer=opt, **extra)
     return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": interval, "monitor": monitor}}

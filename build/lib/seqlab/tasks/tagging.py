@@ -120,7 +120,11 @@ class SequenceTaggingTask(SelfRebuilding, LightningModule):
         words per row (``mask.sum(1)``), when known."""
         gold_only = labels >= self.hparams.num_labels
         if bool(gold_only.any()):
-            fill = self.hparams.labels.index("O") if self.crf is not None and "O" in self.hparams.labels else IGNORE_INDEX
+            fill = (
+                self.hparams.labels.index("O")
+                if self.crf is not None and "O" in self.hparams.labels
+                else IGNORE_INDEX
+            )
             labels = labels.masked_fill(gold_only, fill)
         if self.crf is None:
             return F.cross_entropy(scores.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
@@ -144,8 +148,15 @@ class SequenceTaggingTask(SelfRebuilding, LightningModule):
             metrics.update(self.decode(scores.detach(), mask, lengths), labels)
         # The softmax loss is a mean over words, the CRF's a mean over sentences: weight the epoch mean alike.
         weight = labels.size(0) if self.crf is not None else int((labels != IGNORE_INDEX).sum())
-        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True,
-                 batch_size=weight, sync_dist=stage != "train")
+        self.log(
+            f"{stage}/loss",
+            loss,
+            on_step=stage == "train",
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=weight,
+            sync_dist=stage != "train",
+        )
         return loss
 
     def _log_epoch(self, stage: str, metrics: SpanF1) -> None:
@@ -181,5 +192,9 @@ class SequenceTaggingTask(SelfRebuilding, LightningModule):
 
     def configure_optimizers(self):
         return build_optimizers(
-            self, self.optimizer, self.scheduler, self.hparams.scheduler_interval, self.hparams.scheduler_monitor
+            self,
+            self.optimizer,
+            self.scheduler,
+            self.hparams.scheduler_interval,
+            self.hparams.scheduler_monitor,
         )
