@@ -41,6 +41,21 @@ class CSVLogger(LightningCSVLogger):
     def after_save_checkpoint(self, checkpoint_callback) -> None:
         self.save()  # the history on disk reaches at least as far as the checkpoint
 
+    def finalize(self, status: str) -> None:
+        """A run that failed before logging any metric leaves no csv/ behind (its hparams.yaml only)."""
+        super().finalize(status)
+        if (
+            status != "failed"
+            or self._experiment is None
+            or os.path.exists(self.experiment.metrics_file_path)
+        ):
+            return
+        hparams = os.path.join(self.log_dir, "hparams.yaml")
+        if os.path.isfile(hparams):
+            os.remove(hparams)
+        if os.path.isdir(self.log_dir) and not os.listdir(self.log_dir):
+            os.rmdir(self.log_dir)
+
 
 def checkpoint_step(path: str) -> int:
     """The global step a checkpoint was saved at (memory-mapped: the weights are not read)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from seqlab.train import run
@@ -73,3 +75,20 @@ def test_monitor_of_train_span_metrics_needs_them_on(tmp_path):
         train_metrics=True,
     )
     check_monitor("train/f1", on)
+
+
+def test_a_run_that_fails_before_any_metric_leaves_no_csv(tmp_path):
+    """Nothing half-written: a failure in the first step (chars in the batch, none read) leaves no csv/ folder."""
+    import pytest
+
+    tiny = str(Path(__file__).parent / "fixtures" / "tiny.conll")
+    cfg = compose_cfg(
+        "+experiment=bilstm_conll",
+        "model.encoder.char_encoder=null",
+        *(f"data.source.data_files.{s}={tiny}" for s in ("train", "validation", "test")),
+        "callbacks.rich_progress_bar=null",
+        output_dir=tmp_path,
+    )
+    with pytest.raises(ValueError, match="reads no characters"):
+        run(cfg)
+    assert not (tmp_path / "csv").exists() and not list(tmp_path.glob("checkpoints/*.ckpt"))
