@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
 import re
 import shlex
 import sys
@@ -29,6 +28,7 @@ from transformers import HfArgumentParser, TrainingArguments
 from transformers.hf_argparser import HfArg
 
 from seqlab.cli import CONF_DIR, _train
+from seqlab.export.hf_results import write_results
 
 PROG = "seqlab finetune"
 
@@ -774,66 +774,6 @@ def prepare(argv: Sequence[str]) -> tuple[Args, list[str]]:
 
 def to_overrides(argv: Sequence[str]) -> list[str]:
     return prepare(argv)[1]
-
-
-# ---- results --------------------------------------------------------------------------------------------
-_HF_NAMES = {"acc": "accuracy", "token_acc": "accuracy", "ppl": "perplexity"}  # run_ner's accuracy: per token
-
-
-def _hf_metrics(prefix: str, metrics: dict[str, Any]) -> dict[str, Any]:
-    """``{"val/acc": x}`` -> ``{"eval_accuracy": x}``."""
-    out = {}
-    for key, value in metrics.items():
-        name = key.split("/", 1)[-1]
-        if name.endswith(("_step", "_epoch")):  # Lightning's per-step / per-epoch copies of a logged value
-            continue
-        out[f"{prefix}_{_HF_NAMES.get(name, name)}"] = value
-    return out
-
-
-def hf_results(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """run_glue's result files (name -> content) from seqlab's summary.json: train_results when trained,
-    eval_results when validated, predict_results when tested, and all_results with all of them."""
-    samples = summary.get("samples") or {}
-    train = summary.get("train") or {}
-    trained = "global_step" in train
-    epoch = {"epoch": train["epoch"]} if trained and "epoch" in train else {}
-    files: dict[str, dict[str, Any]] = {}
-    if trained:
-        metrics = _hf_metrics("train", {k: v for k, v in train.items() if k.startswith("train/")})
-        files["train_results.json"] = {**epoch, **metrics, "train_samples": samples.get("train")}
-    if summary.get("val"):
-        metrics = _hf_metrics("eval", summary["val"])
-        files["eval_results.json"] = {**epoch, **metrics, "eval_samples": samples.get("validation")}
-    if summary.get("test"):
-        metrics = _hf_metrics("predict", summary["test"])
-        files["predict_results.json"] = {**metrics, "predict_samples": samples.get("test")}
-    files["all_results.json"] = {k: v for content in files.values() for k, v in content.items()}
-    return files
-
-
-def predictions_text(rows: Sequence[dict[str, Any]]) -> str:
-    """predictions.jsonl as HF writes predictions: run_glue's ``index<TAB>prediction`` table of labels, or
-    run_ner's line of space-separated tags per sentence."""
-    if rows and isinstance(rows[0]["prediction"], list):
-        return "".join(" ".join(r["prediction"]) + "\n" for r in rows)
-    return "index\tprediction\n" + "".join(f"{i}\t{r['prediction']}\n" for i, r in enumerate(rows))
-
-
-def write_results(output_dir: Path) -> list[Path]:
-    summary = json.loads((output_dir / "summary.json").read_text())
-    written = []
-    for name, content in hf_results(summary).items():
-        path = output_dir / name
-        path.write_text(json.dumps(content, indent=4, sort_keys=True) + "\n")
-        written.append(path)
-    if summary.get("predictions"):
-        with open(summary["predictions"], encoding="utf-8") as f:
-            rows = [json.loads(line) for line in f if line.strip()]
-        path = output_dir / "predict_results.txt"
-        path.write_text(predictions_text(rows))
-        written.append(path)
-    return written
 
 
 def main(argv: Sequence[str]) -> None:

@@ -12,7 +12,8 @@ from omegaconf import OmegaConf
 
 from seqlab import finetune
 from seqlab.cli import COMMANDS
-from seqlab.finetune import FLAGS, KEEP, FinetuneError, hf_results, predictions_text, prepare, to_overrides
+from seqlab.export.hf_results import hf_results, predictions_text
+from seqlab.finetune import FLAGS, KEEP, FinetuneError, prepare, to_overrides
 from tests.conftest import compose_cfg
 
 TINY_CONLL = Path(__file__).parent / "fixtures" / "tiny.conll"
