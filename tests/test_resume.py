@@ -14,10 +14,12 @@ from pathlib import Path
 
 import lightning as L
 import pytest
+from lightning.pytorch.callbacks import ModelCheckpoint
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from seqlab.callbacks.reproducible import ReseedEachEpoch
+from seqlab.data.sampling import BucketSampler, ResumableDataLoader
 from seqlab.cli import resume_overrides
 from seqlab.loggers import CSVLogger
 
@@ -287,3 +289,34 @@ def test_reseeding_makes_a_resumed_fit_see_the_same_batches_and_dropout(tmp_path
     assert sorted(resumed.seen) == [1, 2]
     assert resumed.seen[1] == full.seen[1] and resumed.seen[2] == full.seen[2]
     assert full.seen[1] != full.seen[2]  # each epoch its own order and masks
+
+
+def fit_bucketed(root: Path, max_steps: int = -1, ckpt_path: str | None = None) -> Recorder:
+    """Two epochs of 6 bucketed batches; a checkpoint every 8 steps (mid-way through the second epoch)."""
+    L.seed_everything(0, verbose=False)
+    model = Recorder()
+    rows = torch.arange(48)
+    sampler = BucketSampler([int(i) % 7 + 1 for i in rows], 8, seed=3, pool_batches=2)
+    trainer = L.Trainer(
+        max_epochs=2,
+        max_steps=max_steps,
+        default_root_dir=root,
+        callbacks=[ReseedEachEpoch(seed=7), ModelCheckpoint(dirpath=root, every_n_train_steps=8, save_top_k=-1)],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    loader = ResumableDataLoader(TensorDataset(rows), batch_size=8, sampler=sampler)
+    trainer.fit(model, loader, ckpt_path=ckpt_path)
+    return model
+
+
+@pytest.mark.filterwarnings("ignore:.*(num_workers|log_every_n_steps).*")
+def test_a_fit_resumed_mid_epoch_sees_the_rest_of_the_epochs_batches_and_dropout(tmp_path):
+    full = fit_bucketed(tmp_path / "full")
+    fit_bucketed(tmp_path / "part", max_steps=8)  # stops after 2 of the second epoch's 6 batches
+    ckpt = tmp_path / "part" / "epoch=1-step=8.ckpt"
+    resumed = fit_bucketed(tmp_path / "resumed", ckpt_path=str(ckpt))
+    assert len(full.seen[1]) == 6 and sorted(resumed.seen) == [1]
+    assert resumed.seen[1] == full.seen[1][2:]  # the same 4 batches, with the same dropout masks
+    assert full.seen[0] != full.seen[1]

@@ -2,8 +2,8 @@
 ``val/padding_share`` (padded positions / all positions, from the attention masks).
 
 Every padded position costs as much compute as a real one, so the share says what batching costs: random
-batches of mixed lengths pad a lot, ``data.group_by_length=true`` (similar lengths per batch) pads little. The
-counts stay on the device during the epoch; the share is read once, at its end.
+batches of mixed lengths (``data.bucketing=false``) pad a lot, bucketed ones (similar lengths per batch, the
+default) pad little. The counts stay on the device during the epoch; the share is read once, at its end.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,8 +41,11 @@ class ReseedEachEpoch(Callback):
     whether it was reached by training or by resuming. (`LengthGroupedSampler` depends on its own seed and
     ``set_epoch`` only.)
 
-    Exact continuation needs a checkpoint saved at an epoch end (``last.ckpt`` is, after validation). A run
-    killed mid-epoch resumes from its ``last.ckpt`` and does the epochs after it again, with the same result.
+    A checkpoint saved mid-epoch (``val_check_interval < 1``, ``every_n_train_steps``) also holds torch's
+    generator states (``state_dict``), restored at ``on_train_start`` of the resumed fit: Lightning starts no new
+    epoch there, and the rest of the epoch draws the same dropout masks; the bucketed train loader
+    (`ResumableDataLoader`) skips the batches already done. A run killed between checkpoints resumes from its
+    ``last.ckpt`` and does the steps after it again, with the same result.
     Workers' generators (``num_workers > 0``) are seeded from the iterator, hence from this reseed too.
 
     Args: seed: the run's seed (``${seed}``); None turns the callback off.
@@ -50,9 +54,29 @@ class ReseedEachEpoch(Callback):
     def __init__(self, seed: int | None):
         self.seed = seed
         self._first_epoch_of_fit = False
+        self._rng_to_restore: dict[str, Any] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        if self.seed is None:
+            return {}
+        state = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._rng_to_restore = state_dict or None
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._first_epoch_of_fit = True
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        state, self._rng_to_restore = self._rng_to_restore, None
+        if state is None or self.seed is None:
+            return  # (at an epoch start, on_train_epoch_start reseeds anyway)
+        torch.set_rng_state(state["torch"])
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda"])
 
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self.seed is None:

@@ -13,9 +13,10 @@ from typing import Any
 import torch
 from datasets import Dataset, DatasetDict
 from lightning import LightningDataModule
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader
 
 from seqlab.data.collate import keep_lengths_on_cpu
+from seqlab.data.sampling import BucketSampler, ResumableDataLoader
 
 log = logging.getLogger(__name__)
 
@@ -161,41 +162,10 @@ def require_columns(ds: Dataset, split: str, columns: dict[str, str | None]) -> 
             )
 
 
-class LengthGroupedSampler(Sampler[int]):
-    """Random batches of similar lengths (HF's ``group_by_length``): shuffle, cut into pools of `pool_batches`
-    batches, sort each pool by length, cut it into batches, shuffle the full batches (the one short batch stays
-    last, so the DataLoader's batches are exactly these). Deterministic for a seed and epoch (`set_epoch`)."""
-
-    def __init__(self, lengths: list[int], batch_size: int, seed: int = 0, pool_batches: int = 50):
-        self.lengths, self.batch_size, self.seed, self.pool_batches = lengths, batch_size, seed, pool_batches
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.lengths)
-
-    def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed + self.epoch)
-        order = torch.randperm(len(self.lengths), generator=g).tolist()
-        pool = self.batch_size * self.pool_batches
-        batches = []
-        for start in range(0, len(order), pool):
-            chunk = sorted(order[start : start + pool], key=lambda i: -self.lengths[i])
-            batches += [chunk[j : j + self.batch_size] for j in range(0, len(chunk), self.batch_size)]
-        short = [b for b in batches if len(b) < self.batch_size]
-        full = [b for b in batches if len(b) == self.batch_size]
-        for k in torch.randperm(len(full), generator=g).tolist():
-            yield from full[k]
-        for b in short:
-            yield from b
-
-
 class SeqDataModule(LightningDataModule):
     """What seqlab DataModules share: a `source`, prepared splits in `self.datasets`, DataLoader options
-    (`eval_batch_size` defaults to `batch_size`; `group_by_length` batches training rows of similar lengths,
-    `LengthGroupedSampler`). Subclasses implement `setup`, `collate`, `dims` and the state.
+    (`eval_batch_size` defaults to `batch_size`; `bucketing` batches training rows of similar lengths, drawn from
+    pools of `bucket_pool` batches: `BucketSampler`). Subclasses implement `setup`, `collate`, `dims` and the state.
     """
 
     source: Any
@@ -205,21 +175,24 @@ class SeqDataModule(LightningDataModule):
         self,
         batch_size: int = 32,
         eval_batch_size: int | None = None,
-        group_by_length: bool = False,
+        bucketing: bool = True,
         num_workers: int = 0,
         pin_memory: bool = False,
         persistent_workers: bool = False,
         drop_last: bool = False,
+        bucket_pool: int = 50,
     ):
         super().__init__()
-        for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+        sizes = (("batch_size", batch_size), ("eval_batch_size", eval_batch_size), ("bucket_pool", bucket_pool))
+        for key, value in sizes:
             if value is not None and value < 1:
                 raise ValueError(f"data.{key}={value}: must be >= 1")
         if persistent_workers and num_workers == 0:
             raise ValueError("data.persistent_workers=true needs data.num_workers > 0")
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or batch_size
-        self.group_by_length = group_by_length
+        self.bucketing = bucketing
+        self.bucket_pool = bucket_pool
         self.num_workers = num_workers
         self.pin_memory = pin_memory
         self.persistent_workers = persistent_workers
@@ -256,13 +229,21 @@ class SeqDataModule(LightningDataModule):
 
     def train_dataloader(self):
         train = self.split("train")
-        sampler = None
-        if self.group_by_length:
-            seed = int(torch.randint(0, 2**31 - 1, ()).item())  # from the run's seed (seed_everything)
-            sampler = LengthGroupedSampler(
-                [len(x) for x in column(train, "input_ids")], self.batch_size, seed
-            )
-        return self._loader(train, train=True, collate_fn=self.collate, sampler=sampler)
+        if not self.bucketing:
+            return self._loader(train, train=True, collate_fn=self.collate)
+        trainer = self.trainer  # None outside a Trainer
+        sampler = BucketSampler(
+            [len(x) for x in column(train, "input_ids")],
+            self.batch_size,
+            seed=int(torch.randint(0, 2**31 - 1, ()).item()),  # from the run's seed (seed_everything)
+            pool_batches=self.bucket_pool,
+            num_replicas=trainer.world_size if trainer is not None else 1,
+            rank=trainer.global_rank if trainer is not None else 0,
+            drop_last=self.drop_last,
+        )
+        return ResumableDataLoader(
+            train, batch_size=self.batch_size, sampler=sampler, collate_fn=self.collate, **self._loader_options()
+        )
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx):
         return keep_lengths_on_cpu(batch, super().transfer_batch_to_device, device, dataloader_idx)
@@ -295,15 +276,15 @@ class SeqDataModule(LightningDataModule):
         order = self.eval_order(split)
         return self._loader(self.split(split), train=False, collate_fn=self.collate, sampler=order)
 
-    def _loader(
-        self, dataset, *, train: bool, collate_fn=None, sampler=None, batch_sampler=None
-    ) -> DataLoader:
-        kwargs = dict(
+    def _loader_options(self) -> dict[str, Any]:
+        return dict(
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers,
-            collate_fn=collate_fn,
         )
+
+    def _loader(self, dataset, *, train: bool, collate_fn=None, sampler=None, batch_sampler=None) -> DataLoader:
+        kwargs = {**self._loader_options(), "collate_fn": collate_fn}
         if batch_sampler is not None:
             return DataLoader(dataset, batch_sampler=batch_sampler, **kwargs)
         return DataLoader(

@@ -85,6 +85,8 @@ class TextClassificationDataModule(SeqDataModule):
         max_train_samples, max_eval_samples: keep only the first N rows (quick runs, tests).
         drop_empty: drop rows with no tokens (with a warning) instead of failing on them.
         num_proc: processes for tokenization (`datasets.map`); results are cached by the datasets library.
+        bucketing: training batches of rows of similar lengths (`BucketSampler`: shuffled, sorted within pools
+            of `bucket_pool` batches, batches shuffled), so little is padding; false: random batches.
     """
 
     def __init__(
@@ -104,20 +106,22 @@ class TextClassificationDataModule(SeqDataModule):
         num_proc: int | None = None,
         batch_size: int = 32,
         eval_batch_size: int | None = None,
-        group_by_length: bool = False,
+        bucketing: bool = True,
         num_workers: int = 0,
         pin_memory: bool = False,
         persistent_workers: bool = False,
         drop_last: bool = False,
+        bucket_pool: int = 50,
     ):
         super().__init__(
             batch_size,
             eval_batch_size,
-            group_by_length,
+            bucketing,
             num_workers,
             pin_memory,
             persistent_workers,
             drop_last,
+            bucket_pool,
         )
         self.save_hyperparameters(logger=False, ignore=["source", "tokenizer"])
         self.source = source

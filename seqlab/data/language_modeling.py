@@ -123,6 +123,7 @@ class LanguageModelDataModule(SeqDataModule):
         super().__init__(
             batch_size,
             eval_batch_size,
+            bucketing=False,  # the train stream is cut into bptt windows in order: nothing to bucket
             num_workers=num_workers,
             pin_memory=pin_memory,
             persistent_workers=persistent_workers,

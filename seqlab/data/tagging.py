@@ -142,6 +142,8 @@ class TokenClassificationDataModule(SeqDataModule):
         max_train_samples, max_eval_samples: keep only the first N sentences (quick runs, tests).
         drop_empty: drop sentences with no tokens (with a warning) instead of failing on them.
         num_proc: processes for `datasets.map`.
+        bucketing: training batches of sentences of similar lengths (`BucketSampler`: shuffled, sorted within
+            pools of `bucket_pool` batches, batches shuffled), so little is padding; false: random batches.
     """
 
     def __init__(
@@ -163,20 +165,22 @@ class TokenClassificationDataModule(SeqDataModule):
         num_proc: int | None = None,
         batch_size: int = 32,
         eval_batch_size: int | None = None,
-        group_by_length: bool = False,
+        bucketing: bool = True,
         num_workers: int = 0,
         pin_memory: bool = False,
         persistent_workers: bool = False,
         drop_last: bool = False,
+        bucket_pool: int = 50,
     ):
         super().__init__(
             batch_size,
             eval_batch_size,
-            group_by_length,
+            bucketing,
             num_workers,
             pin_memory,
             persistent_workers,
             drop_last,
+            bucket_pool,
         )
         check_tags([], tag_scheme, key="data.tag_scheme")  # the scheme name itself, before any data is read
         if max_word_length < 1:
