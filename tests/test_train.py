@@ -92,3 +92,10 @@ def test_a_run_that_fails_before_any_metric_leaves_no_csv(tmp_path):
     with pytest.raises(ValueError, match="reads no characters"):
         run(cfg)
     assert not (tmp_path / "csv").exists() and not list(tmp_path.glob("checkpoints/*.ckpt"))
+
+
+@pytest.mark.parametrize("bucketing", ["true", "false"])
+def test_bucketed_and_random_batches_both_reach_the_lstm_floor(bucketing, tmp_path):
+    quick = ["+experiment=lstm", "trainer.max_epochs=2", "callbacks.rich_progress_bar=null"]
+    summary = run(compose_cfg(*quick, f"data.bucketing={bucketing}", output_dir=tmp_path))
+    assert summary["test"]["test/acc"] > 0.9, summary["test"]
