@@ -29,9 +29,12 @@ ROWS = [
     ("embedded", "NegationSentiment (generated)", "bilstm", "test/acc", []),
     ("embedded", "NegationSentiment (generated)", "cnn", "test/acc", []),
     ("embedded", "NegationSentiment (generated)", "bow", "test/acc", []),
+    ("embedded", "NegationSentiment (generated)", "transformer", "test/acc", []),
     ("real", "SST-2 (dev)", "lstm_sst2", "test/acc", []),
     ("real", "CoNLL-2003 (eng.testb)", "bilstm_conll", "test/f1", []),
     ("real", "WikiText-2 (test)", "lstm_wikitext2", "test/ppl", []),
+    ("real", "SST-2 (dev)", "transformer_sst2", "test/acc", []),
+    ("real", "WikiText-2 (test)", "transformer_wikitext2", "test/ppl", []),
     ("pretrained", "SST-2 (dev)", "minilm_sst2", "test/acc", []),
     ("pretrained", "CoNLL-2003 (eng.testb)", "minilm_conll", "test/f1", []),
 ]
