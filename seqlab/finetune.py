@@ -65,8 +65,9 @@ class ModelArguments:
     )
     pooling: str = HfArg(
         default="pooler",
-        metadata={"choices": ["cls", "pooler", "mean"]},
-        help="Classification: what the head reads; pooler (BERT's pooler: HF's head), cls or mean",
+        metadata={"choices": ["cls", "pooler", "mean", "attention"]},
+        help="Classification: what the head reads; pooler (BERT's pooler: HF's head), cls, mean or attention "
+        "(a learned weighting of the tokens)",
     )
     use_crf: bool = HfArg(default=False, help="Tagging: a CRF over the tag scores (no HF model export)")
     freeze_embeddings: bool = HfArg(default=False, help="Keep the embedding layer fixed")

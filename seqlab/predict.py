@@ -2,6 +2,8 @@
 
 Reads a .txt file (one text a line), a .csv / .tsv (a column), or a .jsonl (a field; a list of words for a tagger),
 predicts with `seqlab.load`, and writes one JSON line per input, in input order, to `output` (default: stdout).
+A line is what `seqlab.predictor.Predictor.predict` returns; for a classifier with ``model.pooling=attention``
+it includes ``"attention": [[token, weight], ...]``, the weight the pooling gave each token the model read.
 """
 
 from __future__ import annotations

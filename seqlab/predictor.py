@@ -66,7 +66,8 @@ class Predictor:
         """One dict per input, in input order:
 
         - classification (a text, or a ``(text, pair)`` tuple for a pair model):
-          ``{"text", "label", "probs": {label: p}}``
+          ``{"text", "label", "probs": {label: p}}``, and with ``pooling=attention`` also
+          ``"attention": [(token, weight), ...]`` over the tokens the model read (heads averaged; sums to 1)
         - tagging (a string, split at whitespace as CoNLL-style training data is, or a list of words):
           ``{"words", "tags", "spans": [{"type", "start", "end", "text"}]}`` (end exclusive, in words)
         - language model (a text): ``{"text", "ppl", "tokens"}`` (perplexity of the text's words and <eos>)
@@ -118,21 +119,29 @@ class Predictor:
         _empty(texts)
         encoded, _ = self.tokenizer.encode_texts(texts, pairs, self.hparams.get("max_seq_length"))
         rows = [dict(zip(encoded, values, strict=True)) for values in zip(*encoded.values(), strict=True)]
-        probs = self._batched(
-            rows, PadCollator(self.tokenizer.pad_token_id), lambda b: self.model.logits(b).softmax(-1)
-        )
+        attend = self.model.pooler.mode == "attention"
+        step = self.model.predict_with_attention if attend else lambda b: self.model.logits(b).softmax(-1)
+        results = self._batched(rows, PadCollator(self.tokenizer.pad_token_id), step)
         out = []
-        for x, p in zip(inputs, probs, strict=True):
-            p = p.tolist()
+        for x, row, result in zip(inputs, rows, results, strict=True):
+            p = (result[0] if attend else result).tolist()
             best = max(range(len(p)), key=p.__getitem__)
-            out.append(
-                {
-                    "text": x if isinstance(x, str) else list(x),
-                    "label": self.labels[best],
-                    "probs": {str(label): v for label, v in zip(self.labels, p, strict=True)},
-                }
-            )
+            pred = {
+                "text": x if isinstance(x, str) else list(x),
+                "label": self.labels[best],
+                "probs": {str(label): v for label, v in zip(self.labels, p, strict=True)},
+            }
+            if attend:
+                pred["attention"] = self._attention(row["input_ids"], result[1])
+            out.append(pred)
         return out
+
+    def _attention(self, ids: list[int], weights: Tensor) -> list[tuple[str, float]]:
+        """``(token, weight)`` for each token the model read (as the tokenizer wrote it: ``<unk>`` for an unknown
+        word, sub-word pieces and ``[CLS]`` / ``[SEP]`` for HF tokenizers), the heads' weights averaged: the
+        weights sum to 1. `weights` (heads, T) is the row's slice of the padded batch."""
+        mean = weights[:, : len(ids)].mean(0).tolist()
+        return list(zip(self.tokenizer.decode(ids), mean, strict=True))
 
     # ---- tagging -------------------------------------------------------------------------------------
     def _tag(self, inputs: list) -> list[dict]:
@@ -215,7 +224,13 @@ class Predictor:
             # `lengths` stays on the CPU (the encoder contract): the packed RNN reads it there, no host sync.
             batch = collate([rows[i] for i in idx])
             batch = {k: v if k == LENGTHS else v.to(self.device) for k, v in batch.items()}
-            result = step(batch).cpu()
+            result = step(batch)
+            if isinstance(result, tuple):  # several outputs: each row gets a tuple of its slices
+                result = [r.cpu() for r in result]
+                for j, i in enumerate(idx):
+                    out[i] = tuple(r[j] for r in result)
+                continue
+            result = result.cpu()
             for j, i in enumerate(idx):
                 out[i] = result[j]
         return out

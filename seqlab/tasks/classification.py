@@ -22,7 +22,9 @@ class TextClassificationTask(SelfRebuilding, LightningModule):
     encoder: any `seqlab.models.encoders.base.Encoder` (RNN, CNN, HF); it gets the batch entries it declares in
         ``extra_inputs`` (``token_type_ids`` of text pairs for HF encoders).
     num_labels, labels: from the data (``???`` in config): the number of classes and their names.
-    pooling: last | mean | max | first | cls | pooler.
+    pooling: last | mean | max | first | cls | pooler | attention.
+    attention_heads: the number of learned queries of ``pooling=attention`` (the encoder's ``output_dim`` must
+        divide by it); ignored by the other modes.
     dropout: before the head.
     optimizer / scheduler: partials from config, finished in `configure_optimizers`.
     scheduler_interval / scheduler_monitor: how Lightning steps the scheduler.
@@ -40,6 +42,7 @@ class TextClassificationTask(SelfRebuilding, LightningModule):
         scheduler: Callable[..., Any] | None = None,
         pooling: str = "max",
         dropout: float = 0.0,
+        attention_heads: int = 1,
         scheduler_interval: str | None = None,
         scheduler_monitor: str | None = "val/loss",
     ):
@@ -50,7 +53,11 @@ class TextClassificationTask(SelfRebuilding, LightningModule):
         self.save_hyperparameters(logger=False, ignore=["encoder", "optimizer", "scheduler"])
         self.optimizer, self.scheduler = optimizer, scheduler
         self.encoder = encoder
-        self.pooler = Pooler(pooling, encoder.num_directions, encoder.has_pooler_output)
+        self.pooler = Pooler(
+            pooling, encoder.num_directions, encoder.has_pooler_output, encoder.output_dim, attention_heads
+        )
+        # pooling=attention: the weights (B, heads, T) of the latest forward pass, detached; else None.
+        self.last_attention: Tensor | None = None
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(encoder.output_dim, num_labels)
         metrics = MetricCollection(
@@ -70,7 +77,8 @@ class TextClassificationTask(SelfRebuilding, LightningModule):
         """Logits (B, C). `lengths` (B,): the collator's real-token counts on the CPU, if known (the encoder
         contract); `extra_inputs`: what the encoder reads besides ids and mask (`Encoder.extra_inputs`)."""
         out = self.encoder(input_ids, attention_mask, lengths=lengths, **extra_inputs)
-        pooled = self.pooler(out.last_hidden_state, attention_mask, out.pooler_output, lengths)  # (B, H)
+        pooled, weights = self.pooler.pool(out.last_hidden_state, attention_mask, out.pooler_output, lengths)
+        self.last_attention = None if weights is None else weights.detach()  # (B, heads, T)
         return self.head(self.dropout(pooled))  # (B, C)
 
     def logits(self, batch: dict[str, Tensor]) -> Tensor:
@@ -104,8 +112,14 @@ class TextClassificationTask(SelfRebuilding, LightningModule):
         self._shared_step(batch, "test", self.test_metrics)
 
     def predict_step(self, batch, batch_idx):
-        """Class probabilities (B, C); label names are in the DataModule's `label_vocab`."""
+        """Class probabilities (B, C); label names are in the DataModule's `label_vocab`. With
+        ``pooling=attention``, `last_attention` then holds the batch's pooling weights (B, heads, T)."""
         return self.logits(batch).softmax(-1)
+
+    def predict_with_attention(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor | None]:
+        """Class probabilities (B, C) and the pooling weights (B, heads, T) (None unless pooling=attention)."""
+        probs = self.predict_step(batch, 0)
+        return probs, self.last_attention
 
     def configure_optimizers(self):
         return build_optimizers(
