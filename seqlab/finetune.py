@@ -353,6 +353,7 @@ def _pin_memory(a: Args) -> bool:
 
 
 def _group_by_length(a: Args) -> bool:
+    """HF's flags keep HF's meaning: random batches unless --group_by_length (``seqlab train`` buckets by default)."""
     return a.group_by_length or a.train_sampling_strategy == "group_by_length"
 
 
@@ -396,8 +397,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag("dataloader_pin_memory", "data.pin_memory", _pin_memory),
     Flag("dataloader_persistent_workers", "data.persistent_workers"),
     Flag("dataloader_drop_last", "data.drop_last"),
-    Flag("group_by_length", "data.group_by_length", _group_by_length),
-    Flag("train_sampling_strategy", "data.group_by_length", _group_by_length),
+    Flag("group_by_length", "data.bucketing", _group_by_length),
+    Flag("train_sampling_strategy", "data.bucketing", _group_by_length),
     # optimisation
     Flag("learning_rate", "model.optimizer.lr"),
     Flag("weight_decay", "model.optimizer.weight_decay"),

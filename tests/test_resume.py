@@ -14,13 +14,13 @@ from pathlib import Path
 
 import lightning as L
 import pytest
-from lightning.pytorch.callbacks import ModelCheckpoint
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
 from seqlab.callbacks.reproducible import ReseedEachEpoch
-from seqlab.data.sampling import BucketSampler, ResumableDataLoader
 from seqlab.cli import resume_overrides
+from seqlab.data.sampling import BucketSampler, ResumableDataLoader
 from seqlab.loggers import CSVLogger
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
@@ -301,7 +301,10 @@ def fit_bucketed(root: Path, max_steps: int = -1, ckpt_path: str | None = None) 
         max_epochs=2,
         max_steps=max_steps,
         default_root_dir=root,
-        callbacks=[ReseedEachEpoch(seed=7), ModelCheckpoint(dirpath=root, every_n_train_steps=8, save_top_k=-1)],
+        callbacks=[
+            ReseedEachEpoch(seed=7),
+            ModelCheckpoint(dirpath=root, every_n_train_steps=8, save_top_k=-1),
+        ],
         logger=False,
         enable_progress_bar=False,
         enable_model_summary=False,

@@ -49,10 +49,9 @@ def _encode(
     values = batch[label_column]
     if label_names is not None:  # a ClassLabel column holds ids into its names; -1 means "no label"
         values = [label_names[v] if v is not None and 0 <= v < len(label_names) else v for v in values]
-    labels = [
-        vocab.encode(v, where=f"{where(split, s, r)}, column '{label_column}': ")
-        for v, r, s in zip(values, batch[ROW], batch[SOURCE], strict=True)
-    ]
+    labels = vocab.encode_many(
+        values, lambda i: f"{where(split, batch[SOURCE][i], batch[ROW][i])}, column '{label_column}': "
+    )
     return {**out, "labels": labels, TRUNCATED: cut}
 
 

@@ -84,8 +84,8 @@ def _encode(
     for row, source, sent, tags in zip(batch[ROW], batch[SOURCE], words, batch[tags_column], strict=True):
         if len(sent) != len(tags):
             raise ValueError(f"{where(split, source, row)}: {len(sent)} tokens but {len(tags)} tags")
-        at = f"{where(split, source, row)}, column '{tags_column}': "
-        labels.append([vocab.encode(t, where=at) for t in _read_tags(tags, names, iob1)])
+        at = f"{where(split, source, row)}, column '{tags_column}': "  # noqa: B023 (used at once)
+        labels.append(vocab.encode_many(_read_tags(tags, names, iob1), lambda i: at))  # noqa: B023
     out, word_ids, cut = tokenizer.encode_words(words, max_seq_length)
     if tokenizer.splits_words:  # sub-words: labels move to each word's first piece, `word_starts` marks them
         aligned = [align_labels(w, lab) for w, lab in zip(word_ids, labels, strict=True)]

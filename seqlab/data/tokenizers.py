@@ -53,6 +53,14 @@ def truncate_pair(a: list, b: list, budget: int) -> tuple[list, list]:
     return a[:la], b[:lb]
 
 
+def cut_to(ids: list[list[int]], max_length: int | None) -> tuple[list[list[int]], list[bool]]:
+    """Each row cut to `max_length` ids (None: no cap), and which rows were cut; rows that fit are not copied."""
+    if not max_length:
+        return ids, [False] * len(ids)
+    cut = [len(s) > max_length for s in ids]
+    return [s[:max_length] if c else s for s, c in zip(ids, cut, strict=True)], cut
+
+
 class WordTokenizer:
     """Words -> ids with `<pad>` = 0 and `<unk>` = 1, then any extra special tokens (`<sep>`, `<eos>`)."""
 
@@ -137,16 +145,15 @@ class WordTokenizer:
                     a, b = truncate_pair(a, b, budget)
                 joined.append(a + [sep] + b)
             return {"input_ids": joined}, cut
-        cut = [bool(max_length) and len(s) > max_length for s in ids]
-        return {"input_ids": [s[:max_length] if max_length else s for s in ids]}, cut
+        ids, cut = cut_to(ids, max_length)
+        return {"input_ids": ids}, cut
 
     def encode_words(
         self, sentences: Sequence[Sequence[str]], max_length: int | None = None
     ) -> tuple[dict[str, list[list[int]]], list[list[int | None]], list[bool]]:
         """One id per word (words are never split): ids, the word index of each id, which rows were cut."""
         ids = self.encode_batch(sentences)
-        cut = [bool(max_length) and len(s) > max_length for s in ids]
-        ids = [s[:max_length] if max_length else s for s in ids]
+        ids, cut = cut_to(ids, max_length)
         return {"input_ids": ids}, [list(range(len(s))) for s in ids], cut
 
     def token_to_id(self, token: str) -> int:

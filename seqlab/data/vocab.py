@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 
@@ -44,6 +44,16 @@ class LabelVocab:
                 + (" ..." if len(self.labels) > 20 else "")
                 + hint
             ) from None
+
+    def encode_many(self, values: Sequence[Any], where: Callable[[int], str] = lambda i: "") -> list[int]:
+        """`encode` for many values; `where(i)` names value i's place in the data, built only for a bad one."""
+        index = self._index
+        try:
+            return [index[v] for v in values]
+        except (KeyError, TypeError):
+            for i, v in enumerate(values):
+                self.encode(v, where(i))
+            raise
 
     def decode(self, idx: int) -> Any:
         return self.labels[idx]
