@@ -93,7 +93,9 @@ def test_lightning_leaves_the_sampler_alone_under_ddp():
 
 
 def loader(seed: int) -> ResumableDataLoader:
-    return ResumableDataLoader(list(range(len(LENGTHS))), batch_size=32, sampler=BucketSampler(LENGTHS, 32, seed))
+    return ResumableDataLoader(
+        list(range(len(LENGTHS))), batch_size=32, sampler=BucketSampler(LENGTHS, 32, seed)
+    )
 
 
 def test_position_restored_after_a_state_round_trip():
