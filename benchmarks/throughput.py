@@ -5,7 +5,7 @@
 
 Rows (real data from $SEQLAB_DATA_DIR or ../shared/data; SST-2 rows fall back to the embedded data):
   loop       seqlab's Trainer path (the default callbacks: rich progress bar, LR monitor, padding share,
-             reseeding, non-finite check; train metrics on) vs a hand-written loop over the same batches from the
+             reseeding, non-finite check; train accuracy logged) vs a hand-written loop over the same batches from the
              same initial weights: `lstm_sst2`'s model on SST-2.
   bucketing  one epoch of SST-2 end to end (the Trainer, the DataModule's loader, collation): bucketed batches
              (the default) vs random batches (``data.bucketing=false``); tokens/s of real tokens, padding share.
@@ -79,6 +79,19 @@ def real_tokens(batch) -> int:
     return int(batch["attention_mask"].sum())
 
 
+class Fixed:
+    """The same batches every epoch, as a loader (a plain list would be read as a list of loaders)."""
+
+    def __init__(self, batches: list):
+        self.batches = batches
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
 class EpochTimer(Callback):
     """Wall time of each training epoch (the loop only: no set-up, no validation)."""
 
@@ -142,7 +155,7 @@ def sst2_overrides(data_dir: Path) -> list[str]:
 
 
 def row_loop(data_dir: Path, n_batches: int) -> list[str]:
-    cfg = config(data_dir, *sst2_overrides(data_dir), "model.train_metrics=true")
+    cfg = config(data_dir, *sst2_overrides(data_dir))  # (classification always logs train accuracy)
     dm, model = build(cfg)
     batches = [b for _, b in zip(range(n_batches), dm.train_dataloader(), strict=False)]
     tokens = sum(map(real_tokens, batches))
@@ -153,7 +166,7 @@ def row_loop(data_dir: Path, n_batches: int) -> list[str]:
         return model
 
     hand, lightning = best_of_two(
-        lambda: hand_loop(fresh(), batches), lambda: trainer_fit(cfg, fresh(), batches)
+        lambda: hand_loop(fresh(), batches), lambda: trainer_fit(cfg, fresh(), Fixed(batches))
     )
     return [
         f"| Trainer path vs hand loop, `lstm_sst2` model, {len(batches)} batches | hand loop | {tokens / hand:,.0f} | |",
@@ -194,13 +207,13 @@ def row_crf(data_dir: Path, n_batches: int) -> list[str]:
     batches = [b for _, b in zip(range(n_batches), dm.train_dataloader(), strict=False)]
     tokens = sum(map(real_tokens, batches))
     off_s, on_s = best_of_two(
-        lambda: trainer_fit(cfg, copy.deepcopy(models["false"]), batches),
-        lambda: trainer_fit(cfg, copy.deepcopy(models["true"]), batches),
+        lambda: trainer_fit(cfg, copy.deepcopy(models["false"]), Fixed(batches)),
+        lambda: trainer_fit(cfg, copy.deepcopy(models["true"]), Fixed(batches)),
     )
     times = {"off": off_s, "on": on_s}
     return [
         f"| BiLSTM-CRF step (`bilstm_conll`), {len(batches)} batches | train span F1 on | {tokens / times['on']:,.0f} | |",
-        f"| | train span F1 off (default) | {tokens / times['off']:,.0f} | **{times['on'] / times['off']:.2f}x** |",
+        f"| | train span F1 off (default) | {tokens / times['off']:,.0f} | **{times['on'] / times['off']:.2f}x** as fast |",
     ]
 
 
