@@ -30,6 +30,7 @@ ROWS = [
     ("embedded", "NegationSentiment (generated)", "cnn", "test/acc", []),
     ("embedded", "NegationSentiment (generated)", "bow", "test/acc", []),
     ("embedded", "NegationSentiment (generated)", "transformer", "test/acc", []),
+    ("embedded", "NegationSentiment (generated)", "lstm_attention", "test/acc", []),
     ("real", "SST-2 (dev)", "lstm_sst2", "test/acc", []),
     ("real", "CoNLL-2003 (eng.testb)", "bilstm_conll", "test/f1", []),
     ("real", "WikiText-2 (test)", "lstm_wikitext2", "test/ppl", []),
