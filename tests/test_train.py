@@ -99,3 +99,11 @@ def test_bucketed_and_random_batches_both_reach_the_lstm_floor(bucketing, tmp_pa
     quick = ["+experiment=lstm", "trainer.max_epochs=2", "callbacks.rich_progress_bar=null"]
     summary = run(compose_cfg(*quick, f"data.bucketing={bucketing}", output_dir=tmp_path))
     assert summary["test"]["test/acc"] > 0.9, summary["test"]
+
+
+def test_debug_overfit_runs_on_the_bucketed_loader(tmp_path):
+    # Lightning rebuilds the train loader with a sequential sampler for trainer.overfit_batches.
+    summary = run(
+        compose_cfg("+experiment=lstm", "debug=overfit", "trainer.max_epochs=2", output_dir=tmp_path)
+    )
+    assert summary["train"]["global_step"] == 6  # 3 batches an epoch

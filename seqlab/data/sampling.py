@@ -97,25 +97,28 @@ class BucketSampler(DistributedSampler):
 
 
 class ResumableDataLoader(DataLoader):
-    """A DataLoader over a `BucketSampler` that counts the batches it hands out in the current epoch; Lightning
-    saves its ``state_dict()`` in every checkpoint (as it does for any loader with that interface) and calls
-    ``load_state_dict()`` on resume, before the epoch's iterator draws its first batch."""
+    """A DataLoader that counts the batches it hands out in the current epoch; over a `BucketSampler` its
+    ``state_dict()`` is the sampler's position, which Lightning saves in every checkpoint (as it does for any
+    loader with that interface) and gives back through ``load_state_dict()`` on resume, before the epoch's
+    iterator draws its first batch. Over another sampler (Lightning swaps in a sequential one for
+    ``trainer.overfit_batches``) the state is empty."""
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        if not isinstance(self.sampler, BucketSampler):
-            raise TypeError("ResumableDataLoader needs a BucketSampler")
         self._batches_done = 0
 
     def __iter__(self):
         # Made now, as DataLoader.__iter__ would (its base seed is drawn here), not at the first batch.
-        return _Counting(super().__iter__(), self, done=self.sampler.skip_batches)
+        return _Counting(super().__iter__(), self, done=getattr(self.sampler, "skip_batches", 0))
 
     def state_dict(self) -> dict[str, int]:
+        if not isinstance(self.sampler, BucketSampler):
+            return {}
         return self.sampler.state_dict(self._batches_done)
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        self.sampler.load_state_dict(state)
+        if state and isinstance(self.sampler, BucketSampler):
+            self.sampler.load_state_dict(state)
 
 
 class _Counting:

@@ -7,7 +7,7 @@ import random
 
 import pytest
 import torch
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler, SequentialSampler
 
 from seqlab.data.classification import TextClassificationDataModule
 from seqlab.data.sampling import BucketSampler, ResumableDataLoader
@@ -146,3 +146,11 @@ def test_training_batches_are_bucketed_by_default_and_random_with_bucketing_fals
 def test_sizes_below_one_name_the_key(key, value):
     with pytest.raises(ValueError, match=f"data.{key}={value}: must be >= 1"):
         TextClassificationDataModule(NegationSentimentSource(10, 5, 5), **{key: value})
+
+
+def test_the_loader_also_takes_the_sequential_sampler_lightning_swaps_in_to_overfit():
+    rows = list(range(10))
+    loader = ResumableDataLoader(rows, batch_size=4, sampler=SequentialSampler(rows))
+    assert [b.tolist() for b in loader] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert loader.state_dict() == {}
+    loader.load_state_dict({})
