@@ -111,7 +111,9 @@ def _train(argv: list[str]) -> None:
         import shlex
 
         from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
 
+        from seqlab.sweep import TrialFailed, objective
         from seqlab.train import Interrupted, run
 
         # `import lightning` adds its own console handler; Hydra's logging config already prints to the console.
@@ -139,9 +141,11 @@ def _train(argv: list[str]) -> None:
             with open(output_dir / f"{HydraConfig.get().job.name}.log", "a", encoding="utf-8") as run_log:
                 run_log.write(message + "\n")  # the run's own log records why it stopped
             print(f"{message}\n(the full trace: {trace}; or run with HYDRA_FULL_ERROR=1)", file=sys.stderr)
+            if HydraConfig.get().mode == RunMode.MULTIRUN:  # the sweep goes on; Hydra marks this job failed
+                raise TrialFailed(message) from None  # the trace is in error.log
             # 2: the input (config, data, checkpoint) is at fault, as for a usage error; 1: anything else
             sys.exit(2 if isinstance(e, ValueError | FileNotFoundError) else 1)
-        return summary["best_score"]  # what a sweeper (Optuna) optimises
+        return objective(summary)  # what a sweeper (Optuna) optimises: the best checkpoint's monitored value
 
     sys.argv = ["seqlab train", *argv]
     train_app()

@@ -69,6 +69,7 @@ class ContinuingWriter(ExperimentWriter):
 
     def __init__(self, log_dir: str, keep_before: int | None):
         self.keep_before = keep_before
+        self._header_read = False
         super().__init__(log_dir)
 
     def _check_log_dir_exists(self) -> None:
@@ -86,6 +87,17 @@ class ContinuingWriter(ExperimentWriter):
             dropped,
             self.keep_before,
         )
+
+    def _record_new_keys(self) -> set[str]:
+        # Under ddp_spawn each stage (fit, then test) runs in new worker processes with a copy of the main
+        # process's writer, which never saw the columns an earlier stage wrote: take them from the file first,
+        # or the rewrite for the new columns drops (and fails on) the earlier rows.
+        if not self._header_read and self._fs.isfile(self.metrics_file_path):
+            with self._fs.open(self.metrics_file_path, "r", newline="") as f:
+                header = next(csv.reader(f), [])
+            self.metrics_keys.extend(k for k in header if k not in self.metrics_keys)
+        self._header_read = True
+        return super()._record_new_keys()
 
 
 def trim_rows(path: str | os.PathLike, keep_before: int) -> tuple[list[str], int]:

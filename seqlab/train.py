@@ -224,6 +224,10 @@ def summarize(
 ) -> dict[str, Any]:
     ckpt_cb = trainer.checkpoint_callback
     best = ckpt_cb.best_model_score if ckpt_cb is not None and ckpt_cb.monitor else None
+    if best is None and ckpt_cb is not None and ckpt_cb.monitor and ckpt_cb.best_model_path:
+        # ddp_spawn hands the best checkpoint's path back to this process, not its score: the file has it
+        saved = read_checkpoint(ckpt_cb.best_model_path).get("callbacks", {}).get(ckpt_cb.state_key, {})
+        best = saved.get("best_model_score")
     # Without seqlab's callbacks Lightning adds a ModelCheckpoint that monitors nothing: report cfg.monitor then.
     monitor = (ckpt_cb.monitor if ckpt_cb is not None else None) or cfg.get("monitor")
     if best is None and monitor is not None:  # no checkpointing: fall back to the last logged value
