@@ -79,13 +79,26 @@ def read_job(path: Path) -> Job:
     if (path / "summary.json").is_file():
         job.summary = json.loads((path / "summary.json").read_text())
     if (path / "error.log").is_file():
-        lines = [line for line in (path / "error.log").read_text().splitlines() if line.strip()]
-        job.error = lines[-1] if lines else "failed"
+        job.error = error_line(path)
     return job
 
 
+def error_line(path: Path) -> str:
+    """Why a job failed: the ``seqlab: error: ...`` line that ends its log (``<job name>.log``), else the last
+    line of its ``error.log`` trace."""
+    prefix = "seqlab: error: "
+    for log_file in sorted(path.glob("*.log")):
+        if log_file.name != "error.log":
+            lines = [x for x in log_file.read_text(errors="replace").splitlines() if x.startswith(prefix)]
+            if lines:
+                return lines[-1][len(prefix) :]
+    lines = [x for x in (path / "error.log").read_text(errors="replace").splitlines() if x.strip()]
+    return lines[-1] if lines else "failed"
+
+
 def find_jobs(sweep_dir: Path) -> list[Job]:
-    """Every job folder below `sweep_dir` (any ``hydra.sweep.subdir``), in job order."""
+    """Every job folder below `sweep_dir` (any ``hydra.sweep.subdir``), in job order, as absolute paths."""
+    sweep_dir = sweep_dir.resolve()
     dirs = {p.parent.parent for p in sweep_dir.glob("**/.hydra/overrides.yaml")}
     dirs |= {p.parent for name in ("summary.json", "error.log") for p in sweep_dir.glob(f"**/{name}")}
     dirs.discard(sweep_dir)
@@ -159,7 +172,7 @@ def format_table(jobs: Sequence[Job], monitor: str, sweep_dir: Path) -> str:
         overrides = dict(o.partition("=")[::2] for o in job.overrides)
         value = f"{job.value:.4f}" if job.value is not None else "-"
         status = job.status if job.error is None else f"failed: {job.error}"
-        rel = str(job.path.relative_to(sweep_dir))
+        rel = str(job.path.relative_to(sweep_dir.resolve()))
         body.append([str(rank), rel, value, *(short(overrides.get(k, "")) for k in keys), status])
     widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
     lines = [

@@ -74,8 +74,9 @@ def fake_job(sweep: Path, num: int, overrides: list[str], best: float | None, mo
     (job / ".hydra").mkdir(parents=True)
     (job / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
     if best is None:
-        (job / "error.log").write_text(
-            "Traceback (most recent call last):\nValueError: model.pooling='avg'\n"
+        (job / "error.log").write_text("Traceback (most recent call last):\nInstantiationException: ...\n")
+        (job / "train.log").write_text(
+            "[INFO] data: ...\nseqlab: error: model.pooling='avg': choose one of ...\n"
         )
     else:
         summary = {
@@ -100,7 +101,7 @@ def test_summary_ranks_by_mode_and_lists_failures_last(tmp_path, mode, order):
     assert rows[0]["best_model_path"] == f"{tmp_path / order[0]}/b.ckpt"
     # the swept key gets its own column; the constant override only appears in `overrides`
     assert "model.optimizer.lr" in rows[0] and "+experiment" not in rows[0]
-    assert rows[-1]["status"] == "failed" and rows[-1]["error"] == "ValueError: model.pooling='avg'"
+    assert rows[-1]["status"] == "failed" and rows[-1]["error"] == "model.pooling='avg': choose one of ..."
     assert rows[-1]["value"] == "" and rows[-1]["overrides"] == "+experiment=lstm model.optimizer.lr=1"
 
 
@@ -189,7 +190,11 @@ class LinearDtypeProbe(Callback):
     def on_train_start(self, trainer, pl_module):
         linear = next(m for m in pl_module.modules() if isinstance(m, torch.nn.Linear))
         out = Path(trainer.default_root_dir) / "linear_dtype.txt"
-        linear.register_forward_hook(lambda module, args, output: out.write_text(str(output.dtype)))
+
+        def record(module, args, output) -> None:  # returns None: the output stays as it is
+            out.write_text(str(output.dtype))
+
+        linear.register_forward_hook(record)
 
 
 def test_bf16_mixed_precision_and_gradient_accumulation_on_cpu(tmp_path):
