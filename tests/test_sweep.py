@@ -293,3 +293,13 @@ def test_optuna_search_goes_on_after_a_failed_trial(tmp_path):
     (sweep,) = [p for p in (tmp_path / "multirun" / "lstm_optuna").iterdir() if p.is_dir()]
     rows = read_csv(sweep / SUMMARY_CSV)
     assert {r["status"] for r in rows if r["model.pooling"] == "avg"} == {"failed"}
+
+
+def test_a_search_refuses_a_mode_that_is_not_min_or_max(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    proc = seqlab_train("+experiment=lstm", "+hparams_search=lstm_optuna", "mode=highest", cwd=tmp_path)
+    assert proc.returncode == 2  # before any trial: nothing trained, no study created
+    assert proc.stderr.strip().splitlines() == [
+        "seqlab: error: mode='highest': the search's direction is 'highestimize'; set mode=min or mode=max"
+    ]
+    assert not (tmp_path / "multirun").exists()
