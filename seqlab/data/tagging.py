@@ -170,7 +170,7 @@ class TokenClassificationDataModule(SeqDataModule):
         pin_memory: bool = False,
         persistent_workers: bool = False,
         drop_last: bool = False,
-        bucket_pool: int = 50,
+        bucket_pool: int = 100,
     ):
         super().__init__(
             batch_size,

@@ -60,10 +60,12 @@ class TextClassificationTask(SelfRebuilding, LightningModule):
         self.last_attention: Tensor | None = None
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(encoder.output_dim, num_labels)
+        # validate_args=False: the inputs are argmax ids and label ids from the vocabulary, always in range, and
+        # torchmetrics' checks cost a host sync and ~2% of an LSTM training step.
         metrics = MetricCollection(
             {
-                "acc": MulticlassAccuracy(num_labels, average="micro"),
-                "f1": MulticlassF1Score(num_labels, average="macro"),
+                "acc": MulticlassAccuracy(num_labels, average="micro", validate_args=False),
+                "f1": MulticlassF1Score(num_labels, average="macro", validate_args=False),
             }
         )
         # One metric object per stage: a shared one would mix train and validation counts.
@@ -88,7 +90,7 @@ class TextClassificationTask(SelfRebuilding, LightningModule):
     def _shared_step(self, batch: dict[str, Tensor], stage: str, metrics: MetricCollection) -> Tensor:
         logits = self.logits(batch)
         loss = F.cross_entropy(logits, batch["labels"])
-        metrics(logits.argmax(-1), batch["labels"])
+        metrics.update(logits.argmax(-1), batch["labels"])  # epoch values only: no per-batch compute
         bs = batch["labels"].size(0)
         self.log(
             f"{stage}/loss",
@@ -99,8 +101,13 @@ class TextClassificationTask(SelfRebuilding, LightningModule):
             batch_size=bs,
             sync_dist=stage != "train",
         )  # every DDP rank then checkpoints / schedules on the same value
-        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage != "train", batch_size=bs)
         return loss
+
+    def _log_epoch(self, stage: str, metrics: MetricCollection) -> None:
+        # Computed (synced across processes by torchmetrics), logged and reset once an epoch: logging the metric
+        # objects at every step (`self.log_dict(metrics)`) costs ~2 ms a step, 5% of an LSTM step on a CPU.
+        self.log_dict(metrics.compute(), prog_bar=stage != "train")
+        metrics.reset()
 
     def training_step(self, batch, batch_idx):
         return self._shared_step(batch, "train", self.train_metrics)
@@ -110,6 +117,15 @@ class TextClassificationTask(SelfRebuilding, LightningModule):
 
     def test_step(self, batch, batch_idx):
         self._shared_step(batch, "test", self.test_metrics)
+
+    def on_train_epoch_end(self):
+        self._log_epoch("train", self.train_metrics)
+
+    def on_validation_epoch_end(self):
+        self._log_epoch("val", self.val_metrics)
+
+    def on_test_epoch_end(self):
+        self._log_epoch("test", self.test_metrics)
 
     def predict_step(self, batch, batch_idx):
         """Class probabilities (B, C); label names are in the DataModule's `label_vocab`. With
