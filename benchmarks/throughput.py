@@ -49,7 +49,7 @@ from seqlab.cli import CONF_DIR  # noqa: E402
 from seqlab.data.base import column  # noqa: E402
 from seqlab.utils import fill_from_data  # noqa: E402
 
-ROWS = ("loop", "bucketing", "crf", "softmax", "data")
+ROWS = ("data", "loop", "bucketing", "crf", "softmax")  # data first: its first set-up must find no cache
 # The default callbacks that act during training (checkpointing and early stopping act at validation, skipped here).
 TRAINER_PATH_CALLBACKS = (
     "rich_progress_bar",

@@ -105,25 +105,19 @@ def with_row_columns(ds: Dataset, split: str) -> Dataset:
 def tokenize_split(
     ds: Dataset, fn, name: str, num_proc: int | None, with_indices: bool = False, **fn_kwargs
 ) -> Dataset:
-    """`fn` over `ds` in batches, its output replacing the raw columns. datasets caches the result by fingerprint
+    """`fn` over `ds` in batches, its output replacing every column of `ds` (ROW / SOURCE included: row i of the
+    result is row i of `ds`, which `drop_empty_rows` reads them from). datasets caches the result by fingerprint
     (of `fn` and `fn_kwargs`, the tokenizer included), so a second run with the same data skips the work."""
     return ds.map(
-        _keeping_rows,
+        fn,
         batched=True,
         batch_size=4096,  # fewer, larger calls into the tokenizer and the Arrow writer than the default 1000
         with_indices=with_indices,
         num_proc=num_proc,
         remove_columns=ds.column_names,
         desc=f"Tokenizing {name}",
-        fn_kwargs={"encode": fn, **fn_kwargs},
+        fn_kwargs=fn_kwargs,
     )
-
-
-def _keeping_rows(batch, *args, encode, **kwargs):
-    """`encode`'s output plus ROW / SOURCE (so that `drop_empty_rows` and error messages can name the source
-    row), written as new columns: passed through, they would be Arrow arrays of one chunk per row of a carved
-    split, which datasets casts chunk by chunk (2 s of a 3 s tokenization of SST-2)."""
-    return {**encode(batch, *args, **kwargs), ROW: batch[ROW], SOURCE: batch[SOURCE]}
 
 
 def count_truncated(encoded: Dataset, split: str, key: str, value) -> Dataset:
@@ -144,13 +138,14 @@ def count_truncated(encoded: Dataset, split: str, key: str, value) -> Dataset:
     return encoded.remove_columns(TRUNCATED)
 
 
-def drop_empty_rows(encoded: Dataset, split: str, what: str, drop: bool) -> Dataset:
-    """Rows whose ``input_ids`` are empty: an error naming the first one, or (``drop``) removed with a warning.
-    An RNN cannot read a sequence of length 0."""
+def drop_empty_rows(encoded: Dataset, source: Dataset, split: str, what: str, drop: bool) -> Dataset:
+    """Rows whose ``input_ids`` are empty: an error naming the first one in the source (`source`: what `encoded`
+    was tokenized from, row for row), or (``drop``) removed with a warning. An RNN cannot read a sequence of
+    length 0."""
     sizes = pc.list_value_length(arrow_column(encoded, "input_ids"))
     empty = pc.indices_nonzero(pc.equal(sizes, 0)).to_pylist()
     if empty and not drop:
-        first = encoded[empty[0]]
+        first = source[empty[0]]
         raise ValueError(
             f"{where(split, first.get(SOURCE, split), first.get(ROW, empty[0]))} (and {len(empty) - 1} more): {what} "
             "has no tokens; an RNN cannot read an empty sequence. Clean the data or set data.drop_empty=true"
@@ -159,7 +154,7 @@ def drop_empty_rows(encoded: Dataset, split: str, what: str, drop: bool) -> Data
         log.warning("split '%s': dropped %d rows with no tokens (data.drop_empty=true)", split, len(empty))
         gone = set(empty)
         encoded = encoded.select(i for i in range(len(encoded)) if i not in gone)
-    return encoded.remove_columns([c for c in (ROW, SOURCE) if c in encoded.column_names])
+    return encoded
 
 
 def column(ds: Dataset, name: str) -> list:

@@ -192,7 +192,7 @@ class TextClassificationDataModule(SeqDataModule):
             split=split,
         )
         encoded = count_truncated(encoded, split, "data.max_seq_length", hp.max_seq_length)
-        return drop_empty_rows(encoded, split, f"column '{hp.text_column}'", hp.drop_empty)
+        return drop_empty_rows(encoded, ds, split, f"column '{hp.text_column}'", hp.drop_empty)
 
     def state_dict(self) -> dict[str, Any]:
         """Saved in every checkpoint: what a checkpoint needs to encode new text and name its predictions."""

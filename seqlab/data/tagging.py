@@ -289,7 +289,7 @@ class TokenClassificationDataModule(SeqDataModule):
             split=split,
         )
         encoded = count_truncated(encoded, split, "data.max_seq_length", hp.max_seq_length)
-        return drop_empty_rows(encoded, split, f"column '{hp.tokens_column}'", hp.drop_empty)
+        return drop_empty_rows(encoded, ds, split, f"column '{hp.tokens_column}'", hp.drop_empty)
 
     def state_dict(self) -> dict[str, Any]:
         """Saved in every checkpoint: what a checkpoint needs to encode new sentences and name its tags."""
