@@ -122,7 +122,9 @@ class WordTokenizer:
         if len(texts) and not isinstance(texts[0], str):
             # Each word is normalised and looked up on its own, so a sentence keeps exactly one id per word.
             return [[self.token_to_id(w) for w in words] for words in texts]
-        return [e.ids for e in self._tok.encode_batch(list(texts), add_special_tokens=False)]
+        # encode_batch_fast (tokenizers >= 0.20) skips the character offsets, which ids never need.
+        encode = getattr(self._tok, "encode_batch_fast", self._tok.encode_batch)
+        return [e.ids for e in encode(list(texts), add_special_tokens=False)]
 
     def encode_texts(
         self, texts: Sequence[str], pairs: Sequence[str] | None = None, max_length: int | None = None
