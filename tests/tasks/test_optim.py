@@ -60,3 +60,34 @@ def test_bad_schedule_settings_are_named():
         ValueError, match="scheduler_interval=epoch, but this schedule counts optimizer steps"
     ):
         task(partial(hf_scheduler), interval="epoch").configure_optimizers()
+
+
+@pytest.mark.parametrize(
+    "make, fused",
+    [
+        (partial(torch.optim.AdamW, lr=1.0, fused=None), True),  # null in the config: on where supported
+        (partial(torch.optim.Adam, lr=1.0), True),
+        (partial(torch.optim.SGD, lr=1.0, momentum=0.9), True),
+        (partial(torch.optim.AdamW, lr=1.0, fused=False), False),  # the config turned it off
+        (partial(torch.optim.AdamW, lr=1.0, foreach=True), None),  # the user chose another implementation
+        (partial(torch.optim.RMSprop, lr=1.0), None),  # no fused kernel for it: left to torch
+    ],
+)
+def test_fused_kernels_where_torch_has_them_unless_the_config_says_otherwise(make, fused):
+    t = task()
+    opt = build_optimizers(t, make)
+    assert opt.defaults.get("fused") == fused
+
+
+def test_a_fused_step_equals_the_default_step():
+    results = []
+    for fused in (False, None):
+        torch.manual_seed(0)
+        t = task()
+        opt = build_optimizers(t, partial(torch.optim.AdamW, lr=0.1, weight_decay=0.1, fused=fused))
+        for _ in range(3):
+            opt.zero_grad()
+            t(torch.tensor([[1, 2, 3], [4, 5, 0]]), torch.tensor([[1, 1, 1], [1, 1, 0]])).sum().backward()
+            opt.step()
+        results.append(torch.cat([p.detach().flatten() for p in t.parameters()]))
+    torch.testing.assert_close(results[0], results[1], rtol=1e-5, atol=1e-6)
