@@ -22,21 +22,9 @@ from seqlab.cli import CONF_DIR
 from seqlab.sweep import SUMMARY_CSV, TrialFailed, find_jobs, objective, write_summary
 from seqlab.train import run
 from tests.conftest import compose_cfg
+from tests.helpers.tiny_data import TINY_LSTM
 
-# The LSTM recipe on a slice of the embedded data, a few batches: seconds a run.
-TINY = [
-    "+experiment=lstm",
-    "model.encoder.hidden_size=8",
-    "model.encoder.embed_dim=8",
-    "trainer.max_epochs=1",
-    "trainer.limit_train_batches=3",
-    "trainer.limit_val_batches=2",
-    "trainer.limit_test_batches=1",
-    "data.source.num_train=400",
-    "data.source.num_validation=100",
-    "data.source.num_test=100",
-    "callbacks.rich_progress_bar=null",
-]
+TINY = [*TINY_LSTM, "trainer.limit_val_batches=2"]
 
 
 def seqlab_train(*args: str, cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:

@@ -7,6 +7,20 @@ import json
 import random
 from pathlib import Path
 
+# The LSTM recipe on a slice of the embedded data, a few batches: seconds a run (sweep tests; add limits as needed).
+TINY_LSTM = [
+    "+experiment=lstm",
+    "model.encoder.hidden_size=8",
+    "model.encoder.embed_dim=8",
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=3",
+    "trainer.limit_test_batches=1",
+    "data.source.num_train=400",
+    "data.source.num_validation=100",
+    "data.source.num_test=100",
+    "callbacks.rich_progress_bar=null",
+]
+
 PEOPLE = ["Jane", "Omar", "Ines", "Kofi", "Mei", "Lars", "Ana", "Raj"]
 PLACES = ["Oslo", "Lima", "Quito", "Accra", "Hanoi", "Porto", "Dakar", "Riga"]
 VERBS = ["visited", "left", "loves", "reached", "saw"]
