@@ -102,24 +102,6 @@ def with_row_columns(ds: Dataset, split: str) -> Dataset:
     return ds.add_column(SOURCE, pa.repeat(pa.scalar(split), n), new_fingerprint=f"{key}-source")
 
 
-def tokenize_split(
-    ds: Dataset, fn, name: str, num_proc: int | None, with_indices: bool = False, **fn_kwargs
-) -> Dataset:
-    """`fn` over `ds` in batches, its output replacing every column of `ds` (ROW / SOURCE included: row i of the
-    result is row i of `ds`, which `drop_empty_rows` reads them from). datasets caches the result by fingerprint
-    (of `fn` and `fn_kwargs`, the tokenizer included), so a second run with the same data skips the work."""
-    return ds.map(
-        fn,
-        batched=True,
-        batch_size=4096,  # fewer, larger calls into the tokenizer and the Arrow writer than the default 1000
-        with_indices=with_indices,
-        num_proc=num_proc,
-        remove_columns=ds.column_names,
-        desc=f"Tokenizing {name}",
-        fn_kwargs=fn_kwargs,
-    )
-
-
 def count_truncated(encoded: Dataset, split: str, key: str, value) -> Dataset:
     """Log how many rows `key` cut (once per split), and drop the `TRUNCATED` column that says which."""
     if TRUNCATED not in encoded.column_names:
@@ -161,7 +143,7 @@ def column(ds: Dataset, name: str) -> list:
     """One column as a Python list (datasets 5 returns a lazy `Column` object from ``ds[name]``), through the
     indices mapping of a `select` / carved split: ``ds.data`` is the whole table under it (a carved train split
     read that way would also hold the validation rows)."""
-    return arrow_column(ds, name).to_pylist()
+    return ds.features.decode_column(arrow_column(ds, name).to_pylist(), name)  # e.g. a Json column's values
 
 
 def arrow_column(ds: Dataset, name: str) -> pa.ChunkedArray:

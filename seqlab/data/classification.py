@@ -16,10 +16,10 @@ from seqlab.data.base import (
     count_truncated,
     drop_empty_rows,
     require_columns,
-    tokenize_split,
     where,
 )
 from seqlab.data.collate import PadCollator
+from seqlab.data.encoding import tokenize_split
 from seqlab.data.tokenizers import SEP, FitWordTokenizer, tokenizer_from_state
 from seqlab.data.vocab import LabelVocab
 

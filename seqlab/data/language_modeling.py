@@ -21,7 +21,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from seqlab.data.base import SeqDataModule, column, require_columns, tokenize_split
+from seqlab.data.base import SeqDataModule, column, require_columns
+from seqlab.data.encoding import tokenize_split
 from seqlab.data.tokenizers import FitWordTokenizer, WordTokenizer, tokenizer_from_state
 
 log = logging.getLogger(__name__)

@@ -18,10 +18,10 @@ from seqlab.data.base import (
     count_truncated,
     drop_empty_rows,
     require_columns,
-    tokenize_split,
     where,
 )
 from seqlab.data.collate import IGNORE_INDEX, PadCollator, pad_sequences
+from seqlab.data.encoding import tokenize_split
 from seqlab.data.tokenizers import FitWordTokenizer, tokenizer_from_state
 from seqlab.data.vocab import LabelVocab
 from seqlab.labels import check_tags, close_tags, iob1_to_iob2

@@ -193,12 +193,14 @@ def test_tokenized_splits_are_cached_and_num_proc_gives_the_same_result(tmp_path
         return dm
 
     first = build()
-    cached = [f["filename"] for f in first.datasets["train"].cache_files if "cache-" in f["filename"]]
+    cached = [
+        f["filename"] for f in first.datasets["train"].cache_files if "seqlab-tokenized-" in f["filename"]
+    ]
     assert cached, "tokenized train split was not written to the datasets cache"
     mtimes = {f: (tmp_path / f).stat().st_mtime_ns for f in cached}
     second = build()  # same data, same tokenizer: the datasets fingerprint matches, nothing is re-tokenized
     assert [
-        f["filename"] for f in second.datasets["train"].cache_files if "cache-" in f["filename"]
+        f["filename"] for f in second.datasets["train"].cache_files if "seqlab-tokenized-" in f["filename"]
     ] == cached
     assert {f: (tmp_path / f).stat().st_mtime_ns for f in cached} == mtimes
     parallel = build(num_proc=2)
