@@ -38,7 +38,7 @@ class ReseedEachEpoch(Callback):
     is created (its base seed) and when the first batch is taken (`RandomSampler`'s seed). Lightning creates the
     iterator after this hook for every epoch but the first one of a ``fit`` call (fresh or resumed), whose
     iterator exists before the hook: that one is created again here, so every epoch sees the same draws
-    whether it was reached by training or by resuming. (`LengthGroupedSampler` depends on its own seed and
+    whether it was reached by training or by resuming. (`BucketSampler` depends on its own seed and
     ``set_epoch`` only.)
 
     A checkpoint saved mid-epoch (``val_check_interval < 1``, ``every_n_train_steps``) also holds torch's
