@@ -15,12 +15,22 @@ import pytest
 import torch
 from lightning import Callback
 
-from tests.helpers.tiny_data import TINY_LSTM
-
 TESTS = Path(__file__).resolve().parent
 
-# The 100 validation rows are one batch of 50 on each of 2 ranks.
-TINY = [*TINY_LSTM, "data.eval_batch_size=256"]
+# As tests/test_sweep.py's TINY (not imported: this module is also imported by the sweep's processes).
+TINY = [
+    "+experiment=lstm",
+    "model.encoder.hidden_size=8",
+    "model.encoder.embed_dim=8",
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=3",
+    "trainer.limit_test_batches=1",
+    "data.source.num_train=400",
+    "data.source.num_validation=100",
+    "data.source.num_test=100",
+    "data.eval_batch_size=256",  # the 100 validation rows are one batch of 50 on each of 2 ranks
+    "callbacks.rich_progress_bar=null",
+]
 
 
 class RecordRanks(Callback):
