@@ -10,10 +10,11 @@ import pytest
 from hydra.utils import get_class
 from omegaconf import OmegaConf
 
-from seqlab import finetune
+from seqlab import finetune, finetune_flags
 from seqlab.cli import COMMANDS
 from seqlab.export.hf_results import hf_results, predictions_text
-from seqlab.finetune import FLAGS, KEEP, FinetuneError, prepare, to_overrides
+from seqlab.finetune import FinetuneError, prepare, to_overrides
+from seqlab.finetune_flags import FLAGS, KEEP
 from tests.conftest import compose_cfg
 
 TINY_CONLL = Path(__file__).parent / "fixtures" / "tiny.conll"
@@ -157,7 +158,7 @@ def test_metric_for_best_model(tmp_path: Path, csv_files, flags, monitor, mode):
 
 def test_tagging_accuracy_is_token_accuracy(tmp_path: Path):
     a, _ = prepare(tagging_argv(tmp_path, "--eval_strategy epoch --metric_for_best_model accuracy"))
-    assert finetune._monitor(a) == "val/token_acc" and finetune._mode(a) == "max"
+    assert finetune_flags._monitor(a) == "val/token_acc" and finetune_flags._mode(a) == "max"
 
 
 def test_conll_file_is_tagging(tmp_path: Path):
@@ -168,7 +169,9 @@ def test_conll_file_is_tagging(tmp_path: Path):
     assert cfg.data.tag_scheme == "IOB1"
     assert (cfg.test, cfg.predict, cfg.eval_ckpt) == (True, True, "last")
     # eval_strategy no: no validation while fitting, yet a final validation (--do_eval) sees every batch
-    assert cfg.trainer.check_val_every_n_epoch == finetune.NEVER and cfg.trainer.limit_val_batches is None
+    assert (
+        cfg.trainer.check_val_every_n_epoch == finetune_flags.NEVER and cfg.trainer.limit_val_batches is None
+    )
     assert cfg.monitor is None
 
 
