@@ -2,8 +2,8 @@
 
 It is another way to write overrides, not a second pipeline: the flags are parsed by HF's own
 ``HfArgumentParser`` and ``TrainingArguments`` (so ``--help`` and the validation are HF's), mapped onto config
-keys through one table, `seqlab.finetune_flags.FLAGS`, and run by the same Hydra app as ``seqlab train``. Afterwards the run's
-``summary.json`` is rewritten as the result files the HF examples leave in ``--output_dir``.
+keys through one table, `seqlab.finetune_flags.FLAGS`, and run by the same Hydra app as ``seqlab train``.
+Afterwards the run's ``summary.json`` is rewritten as the result files the HF examples leave in ``--output_dir``.
 
 A flag HF accepts but seqlab would not act on is an error when set to a non-default value, never silently
 ignored; anything the table lacks can be set as a Hydra override after the flags (``key=value``), which wins.
