@@ -146,6 +146,11 @@ def column(ds: Dataset, name: str) -> list:
     return ds.features.decode_column(arrow_column(ds, name).to_pylist(), name)  # e.g. a Json column's values
 
 
+def row_lengths(ds: Dataset) -> list[int]:
+    """Each row's number of ``input_ids``, from the Arrow list offsets (the ids are never read into Python)."""
+    return pc.list_value_length(arrow_column(ds, "input_ids")).to_pylist()
+
+
 def arrow_column(ds: Dataset, name: str) -> pa.ChunkedArray:
     """One column as Arrow, through the indices mapping: pyarrow's ``take`` over datasets' (private) ``_indices``
     table; datasets' own gather (``ds.with_format("arrow")[name]``) loops in Python, ~0.3 s per 65k rows, and is
@@ -241,7 +246,7 @@ class SeqDataModule(LightningDataModule):
             return self._loader(train, train=True, collate_fn=self.collate)
         trainer = self.trainer  # None outside a Trainer
         sampler = BucketSampler(
-            [len(x) for x in column(train, "input_ids")],
+            row_lengths(train),
             self.batch_size,
             seed=int(torch.randint(0, 2**31 - 1, ()).item()),  # from the run's seed (seed_everything)
             pool_batches=self.bucket_pool,
@@ -270,7 +275,7 @@ class SeqDataModule(LightningDataModule):
         """The rows of `split` longest first, as its evaluation loader yields them: batches of similar lengths
         waste little on padding, and the longest batch comes first, so a too-large `eval_batch_size` fails at
         once. Ties keep the row order (a stable sort), so the order is the same on every call."""
-        lengths = [len(ids) for ids in column(self.split(split), "input_ids")]
+        lengths = row_lengths(self.split(split))
         return sorted(range(len(lengths)), key=lambda i: -lengths[i])
 
     def in_row_order(self, rows: list, split: str = "test") -> list:
