@@ -23,6 +23,7 @@ from seqlab.checkpoint import SelfRebuilding
 from seqlab.labels import IGNORE_INDEX
 from seqlab.metrics.perplexity import TokenPerplexity
 from seqlab.tasks.optim import build_optimizers
+from seqlab.tasks.stage_loss import StageLoss
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,7 @@ class LanguageModelTask(SelfRebuilding, LightningModule):
                 self.head.weight = embedding.weight  # one Parameter, (V, H), used twice
         # One metric object per stage: a shared one would mix train and validation counts.
         self.train_ppl, self.val_ppl, self.test_ppl = TokenPerplexity(), TokenPerplexity(), TokenPerplexity()
+        self.losses = StageLoss()
         self._states: dict[str, Any] = dict.fromkeys(STAGES)
 
     # ---- model ---------------------------------------------------------------------------------------
@@ -193,18 +195,24 @@ class LanguageModelTask(SelfRebuilding, LightningModule):
         loss_sum, count = self.token_loss(self.dropout(out.last_hidden_state), batch["labels"])
         loss = loss_sum / count.clamp(min=1)
         ppl.update(loss_sum, count)
-        # batch_size=count: the epoch value is the mean over tokens, not over batches of unequal size
-        self.log(
-            f"{stage}/loss",
-            loss,
-            on_step=stage == "train",
-            on_epoch=True,
-            prog_bar=stage == "train",
-            batch_size=int(count),
-            sync_dist=stage != "train",
-        )
-        self.log(f"{stage}/ppl", ppl, on_step=False, on_epoch=True, prog_bar=stage != "train")
+        self.losses.update(self, stage, loss, count)  # weighted by tokens: windows of unequal size average right
         return loss
+
+    def _log_epoch(self, stage: str, ppl: TokenPerplexity) -> None:
+        # Computed (synced across processes by torchmetrics), logged and reset once an epoch.
+        self.losses.log_epoch(self, stage)
+        if ppl.update_count:
+            self.log(f"{stage}/ppl", ppl.compute(), prog_bar=stage != "train")
+            ppl.reset()
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch("train", self.train_ppl)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val", self.val_ppl)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test", self.test_ppl)
 
     def training_step(self, batch, batch_idx):
         return self._shared_step(batch, "train", self.train_ppl)

@@ -22,6 +22,7 @@ from seqlab.labels import IGNORE_INDEX
 from seqlab.metrics.spans import SpanF1
 from seqlab.models.crf import CRF
 from seqlab.tasks.optim import build_optimizers
+from seqlab.tasks.stage_loss import StageLoss
 
 
 def gather_words(x: Tensor, starts: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -87,6 +88,7 @@ class SequenceTaggingTask(SelfRebuilding, LightningModule):
         self.train_metric_names = self.metric_names if train_metrics else ("loss",)
         self.val_metrics = SpanF1(labels, tag_scheme)
         self.test_metrics = SpanF1(labels, tag_scheme)
+        self.losses = StageLoss()
 
     def forward(
         self, input_ids: Tensor, attention_mask: Tensor, lengths: Tensor | None = None, **extra_inputs: Tensor
@@ -147,19 +149,14 @@ class SequenceTaggingTask(SelfRebuilding, LightningModule):
         if metrics is not None:
             metrics.update(self.decode(scores.detach(), mask, lengths), labels)
         # The softmax loss is a mean over words, the CRF's a mean over sentences: weight the epoch mean alike.
-        weight = labels.size(0) if self.crf is not None else int((labels != IGNORE_INDEX).sum())
-        self.log(
-            f"{stage}/loss",
-            loss,
-            on_step=stage == "train",
-            on_epoch=True,
-            prog_bar=True,
-            batch_size=weight,
-            sync_dist=stage != "train",
-        )
+        weight = labels.size(0) if self.crf is not None else (labels != IGNORE_INDEX).sum()
+        self.losses.update(self, stage, loss, weight)
         return loss
 
-    def _log_epoch(self, stage: str, metrics: SpanF1) -> None:
+    def _log_epoch(self, stage: str, metrics: SpanF1 | None) -> None:
+        self.losses.log_epoch(self, stage)
+        if metrics is None:  # training without train_metrics: the loss only
+            return
         # SpanF1.compute returns a dict, which `self.log(metric_object)` cannot take: compute (synced across
         # processes by torchmetrics), log, reset.
         values = metrics.compute()
@@ -176,8 +173,7 @@ class SequenceTaggingTask(SelfRebuilding, LightningModule):
         self._shared_step(batch, "test", self.test_metrics)
 
     def on_train_epoch_end(self):
-        if self.train_metrics is not None:
-            self._log_epoch("train", self.train_metrics)
+        self._log_epoch("train", self.train_metrics)
 
     def on_validation_epoch_end(self):
         self._log_epoch("val", self.val_metrics)
