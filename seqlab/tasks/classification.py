@@ -80,7 +80,8 @@ class TextClassificationTask(SelfRebuilding, LightningModule):
     ) -> Tensor:
         """Logits (B, C). `lengths` (B,): the collator's real-token counts on the CPU, if known (the encoder
         contract); `extra_inputs`: what the encoder reads besides ids and mask (`Encoder.extra_inputs`)."""
-        out = self.encoder(input_ids, attention_mask, lengths=lengths, **extra_inputs)
+        # return_state=False: nothing here carries the encoder's final state
+        out = self.encoder(input_ids, attention_mask, lengths=lengths, return_state=False, **extra_inputs)
         pooled, weights = self.pooler.pool(out.last_hidden_state, attention_mask, out.pooler_output, lengths)
         self.last_attention = None if weights is None else weights.detach()  # (B, heads, T)
         return self.head(self.dropout(pooled))  # (B, C)

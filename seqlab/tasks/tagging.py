@@ -96,7 +96,9 @@ class SequenceTaggingTask(SelfRebuilding, LightningModule):
         """Tag scores of every token (B, T, C): softmax logits, or the CRF's emissions. `lengths` (B,): the
         collator's real-token counts on the CPU, if known (the encoder contract); `extra_inputs`: what the
         encoder reads besides ids and mask (`Encoder.extra_inputs`)."""
-        hidden = self.encoder(input_ids, attention_mask, lengths=lengths, **extra_inputs).last_hidden_state
+        # return_state=False: nothing here carries the encoder's final state
+        out = self.encoder(input_ids, attention_mask, lengths=lengths, return_state=False, **extra_inputs)
+        hidden = out.last_hidden_state
         # hidden: (B, T, H)
         return self.head(self.dropout(hidden))  # (B, T, C)
 

@@ -9,8 +9,11 @@ An encoder is an `Encoder` (an ``nn.Module``) that declares what a task needs to
   ``token_type_ids``); a task passes exactly these, when the batch has them, and never inspects the encoder;
 - ``has_pooler_output``: whether `EncoderOutput.pooler_output` is filled (the pretrained pooler of BERT).
 
-``forward(input_ids (B, T), attention_mask (B, T), state=None, lengths=None, **extra_inputs)
+``forward(input_ids (B, T), attention_mask (B, T), state=None, lengths=None, return_state=True, **extra_inputs)
 -> EncoderOutput``. Outputs at padded positions are zero, and no output at a real position depends on padding.
+``state`` is what a recurrent encoder carries on from the previous call (truncated BPTT); ``return_state=False``
+says the caller will not carry ``EncoderOutput.state`` on, so the encoder may skip computing it (None): the
+classification and tagging tasks pass it, which lets `RNNEncoder` run a CPU batch of unequal lengths unpacked.
 
 ``lengths`` (B,) int64 *on the CPU* is the number of real tokens of each row, ``attention_mask.sum(1)``, as
 the collator computed it; the tasks pass it when the batch has it, and seqlab's DataModules keep it on the CPU

@@ -39,9 +39,14 @@ class CNNEncoder(Encoder):
         self.output_dim = hidden_size * len(kernel_sizes)  # not causal: a window sees words on both sides
 
     def forward(
-        self, input_ids: Tensor, attention_mask: Tensor, state=None, lengths: Tensor | None = None
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        state=None,
+        lengths: Tensor | None = None,
+        return_state: bool = True,
     ) -> EncoderOutput:
-        # `lengths` is ignored: the mask zeroes padding, nothing here needs a count (the encoder contract).
+        # `lengths` is ignored: the mask zeroes padding, nothing here needs a count; stateless (the encoder contract).
         mask = attention_mask.unsqueeze(-1).to(self.embedding.weight.dtype)  # (B, T, 1)
         x = self.dropout(self.embedding(input_ids)) * mask  # (B, T, E), zero at padding
         x = x.transpose(1, 2)  # (B, E, T): Conv1d wants channels first

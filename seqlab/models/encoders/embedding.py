@@ -20,8 +20,13 @@ class EmbeddingEncoder(Encoder):
         self.output_dim = embed_dim
 
     def forward(
-        self, input_ids: Tensor, attention_mask: Tensor, state=None, lengths: Tensor | None = None
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        state=None,
+        lengths: Tensor | None = None,
+        return_state: bool = True,
     ) -> EncoderOutput:
-        # `lengths` is ignored: the mask zeroes padding, nothing here needs a count (the encoder contract).
+        # `lengths` is ignored: the mask zeroes padding, nothing here needs a count; stateless (the encoder contract).
         x = self.embedding_dropout(self.embedding(input_ids))  # (B, T, E)
         return EncoderOutput(x * attention_mask.unsqueeze(-1), None)  # zero at padding, as the contract says

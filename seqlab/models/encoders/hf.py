@@ -98,8 +98,9 @@ class HFEncoder(Encoder):
         state=None,
         lengths: Tensor | None = None,
         token_type_ids: Tensor | None = None,
+        return_state: bool = True,
     ) -> EncoderOutput:
-        # `lengths` is ignored: the model reads the attention mask itself (the encoder contract).
+        # `lengths` and `return_state` are ignored: the model reads the attention mask itself, and has no state.
         kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
         out = self.model(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
         hidden = out.last_hidden_state * attention_mask.unsqueeze(-1).to(

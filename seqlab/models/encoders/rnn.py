@@ -1,4 +1,12 @@
-"""RNNEncoder: Embedding -> RNN | LSTM | GRU over packed sequences, so the recurrence never reads padding."""
+"""RNNEncoder: Embedding -> RNN | LSTM | GRU; no output at a real position ever depends on padding.
+
+A batch of unequal lengths runs packed (``pack_padded_sequence``), or, on a CPU when the caller carries no state
+(``return_state=False``: classification and tagging), as `UnpackedRNN`: padded, each direction reading a row's
+real tokens before its padding. The two give the same outputs (to float rounding); the padded kernels are ~1.5x
+faster on a CPU, where the packed ones run every time step at its own batch size. Packing stays where it pays:
+on GPUs (cuDNN runs packed batches natively) and whenever the final state is wanted, which only packing gives
+for rows shorter than the batch.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +15,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from seqlab.models.encoders.base import Encoder, EncoderOutput, require_positive
+from seqlab.models.encoders.unpacked import UnpackedRNN
 
 # The three cells share one constructor signature, so `cell` picks the class (no registry needed).
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
@@ -68,9 +77,12 @@ class RNNEncoder(Encoder):
         state=None,
         lengths: Tensor | None = None,
         char_ids: Tensor | None = None,
+        return_state: bool = True,
     ) -> EncoderOutput:
         """`lengths` (B,) on the CPU (the collator's) spares the host sync of reading the mask's sums back:
-        the checks below and ``pack_padded_sequence`` all read lengths on the CPU."""
+        the checks below and ``pack_padded_sequence`` all read lengths on the CPU. `return_state=False`: the
+        caller does not carry the final state (``EncoderOutput.state`` may then be None), which lets a CPU batch
+        of unequal lengths skip packing."""
         B, T = input_ids.shape
         # (B,) on the CPU: the one host sync of a batch without them (a no-op for the collator's own lengths)
         lengths = attention_mask.sum(dim=1).cpu() if lengths is None else lengths.cpu()
@@ -89,10 +101,20 @@ class RNNEncoder(Encoder):
         ):  # nothing to skip (language modelling windows): packing would only cost time
             out, state = self.rnn(x, state)  # (B, T, H*D)
             return EncoderOutput(out, state)
+        if state is None and not return_state and x.device.type == "cpu":
+            return EncoderOutput(self._unpacked()(x, attention_mask, self.training), None)  # (B, T, H*D)
         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         out, state = self.rnn(packed, state)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)  # (B, T, H*D), zeros at padding
         return EncoderOutput(out, state)
+
+    def _unpacked(self) -> UnpackedRNN:
+        """`UnpackedRNN` over ``self.rnn``'s own parameters, built once. Kept outside the module tree (a plain
+        attribute) so that the shared parameters appear once in ``parameters()`` and ``state_dict()``."""
+        unpacked = self.__dict__.get("_unpacked_rnn")
+        if unpacked is None or not unpacked.shares(self.rnn):
+            unpacked = self.__dict__["_unpacked_rnn"] = UnpackedRNN(self.rnn)
+        return unpacked
 
     def extra_repr(self) -> str:
         return f"output_dim={self.output_dim}"

@@ -151,9 +151,15 @@ class TransformerEncoder(Encoder):
         return keys | eye  # (B, 1, T, T)
 
     def forward(
-        self, input_ids: Tensor, attention_mask: Tensor, state=None, lengths: Tensor | None = None
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor,
+        state=None,
+        lengths: Tensor | None = None,
+        return_state: bool = True,
     ) -> EncoderOutput:
-        # `state` is ignored (stateless: each call sees only its input) and `lengths` too: the mask is all it needs.
+        # `state` and `return_state` are ignored (stateless: each call sees only its input) and `lengths` too: the
+        # mask is all it needs.
         B, T = input_ids.shape
         if T > self.max_length:
             raise ValueError(

@@ -30,8 +30,7 @@ def encoder(cell, layers, bi, **kw):
         num_layers=layers,
         cell=cell,
         bidirectional=bi,
-        dropout=0.0,
-        **kw,
+        **{"dropout": 0.0, **kw},
     ).eval()
 
 
@@ -131,3 +130,80 @@ def test_given_lengths_spare_the_mask_sum():
         enc(ids, mask, lengths=torch.tensor([4, 1, 6]))
         with pytest.raises(AssertionError, match="summed"):  # the fallback
             enc(ids, mask)
+
+
+# ---- unpacked on the CPU (return_state=False) ------------------------------------------------------------------
+@pytest.mark.parametrize("cell,layers,bi", CASES)
+def test_unpacked_batch_equals_the_packed_one_with_its_gradients(cell, layers, bi):
+    """Without a state to return, a ragged CPU batch skips packing: the same outputs, zeros at padding, and the
+    same gradients for every parameter (float rounding apart)."""
+    lengths = [5, 1, 7, 3, 7, 2]
+    ids, mask = make_batch(lengths)
+    enc = encoder(cell, layers, bi).train()  # dropout=0: training mode, deterministic
+    outs, grads = {}, {}
+    for return_state in (True, False):
+        enc.zero_grad()
+        out = enc(ids, mask, return_state=return_state)
+        assert (out.state is None) == (not return_state)
+        (out.last_hidden_state * torch.arange(1.0, 1 + out.last_hidden_state.size(-1))).sum().backward()
+        outs[return_state] = out.last_hidden_state
+        grads[return_state] = {n: p.grad.clone() for n, p in enc.named_parameters()}
+    torch.testing.assert_close(outs[False], outs[True], atol=1e-6, rtol=0)
+    padded = mask == 0
+    assert torch.equal(outs[False][padded], torch.zeros_like(outs[False][padded]))
+    for name, grad in grads[True].items():
+        torch.testing.assert_close(grads[False][name], grad, atol=1e-5, rtol=1e-5, msg=name)
+
+
+def test_unpacked_path_ignores_padding_values_and_keeps_states_where_asked():
+    lengths = [4, 1, 6, 2]
+    ids, mask = make_batch(lengths)
+    noisy = torch.where(mask.bool(), ids, torch.randint(1, 30, ids.shape))
+    enc = encoder("lstm", 2, True)
+    with torch.no_grad():
+        a, b = enc(ids, mask, return_state=False), enc(noisy, mask, return_state=False)
+        assert torch.equal(a.last_hidden_state, b.last_hidden_state)
+        full, _ = make_batch([6, 6])
+        assert enc(full, torch.ones_like(full), return_state=False).state is not None  # nothing to unpack
+        carried = enc(ids, mask).state
+        assert enc(ids, mask, state=carried, return_state=False).state is not None  # a carried state: packed
+
+
+def test_unpacked_cells_share_the_parameters_and_stay_out_of_the_module_tree():
+    import copy
+
+    ids, mask = make_batch([5, 2, 3])
+    enc = encoder("gru", 2, True)
+    names = set(enc.state_dict())
+    with torch.no_grad():
+        before = enc(ids, mask, return_state=False).last_hidden_state
+    assert set(enc.state_dict()) == names and "_unpacked_rnn" not in dict(enc.named_modules())
+    assert len(list(enc.parameters())) == len(names)
+    twin = copy.deepcopy(enc)  # the copy's cells follow the copy's weights, not the original's
+    with torch.no_grad():
+        for p in twin.rnn.parameters():
+            p.add_(0.5)
+        assert not torch.allclose(twin(ids, mask, return_state=False).last_hidden_state, before)
+        torch.testing.assert_close(
+            twin(ids, mask, return_state=False).last_hidden_state, twin(ids, mask).last_hidden_state
+        )
+        # parameters replaced outright (assign=True) are picked up too
+        enc.load_state_dict(
+            {k: v + 0.5 if k.startswith("rnn.") else v for k, v in enc.state_dict().items()}, assign=True
+        )
+        torch.testing.assert_close(
+            enc(ids, mask, return_state=False).last_hidden_state, enc(ids, mask).last_hidden_state
+        )
+
+
+def test_unpacked_path_applies_dropout_between_layers_in_training_only():
+    ids, mask = make_batch([5, 2, 3])
+    enc = encoder("lstm", 2, True, dropout=0.5)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            enc(ids, mask, return_state=False).last_hidden_state, enc(ids, mask).last_hidden_state
+        )  # eval: no dropout
+        enc.train()
+        a = enc(ids, mask, return_state=False).last_hidden_state
+        b = enc(ids, mask, return_state=False).last_hidden_state
+    assert not torch.equal(a, b)
