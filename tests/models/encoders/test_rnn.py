@@ -167,6 +167,8 @@ def test_unpacked_path_ignores_padding_values_and_keeps_states_where_asked():
         assert enc(full, torch.ones_like(full), return_state=False).state is not None  # nothing to unpack
         carried = enc(ids, mask).state
         assert enc(ids, mask, state=carried, return_state=False).state is not None  # a carried state: packed
+        sparse, sparse_mask = make_batch([8, 1, 1, 1])  # 66% padding: packed is faster there
+        assert enc(sparse, sparse_mask, return_state=False).state is not None
 
 
 def test_unpacked_cells_share_the_parameters_and_stay_out_of_the_module_tree():
