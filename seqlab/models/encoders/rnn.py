@@ -11,6 +11,8 @@ for rows shorter than the batch.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -23,6 +25,15 @@ from seqlab.models.encoders.unpacked import UnpackedRNN
 UNPACKED_MAX_PADDING = 0.5
 # The three cells share one constructor signature, so `cell` picks the class (no registry needed).
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+
+
+def _float32_recurrence_under_cpu_autocast(x: Tensor) -> contextlib.AbstractContextManager:
+    """oneDNN's padded CPU kernels have no bfloat16 autocast variant ("could not create a primitive descriptor
+    for the LSTM forward propagation primitive"): under CPU autocast (``trainer.precision=bf16-mixed``) the
+    recurrence runs in float32, as the packed kernels already do there."""
+    if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+        return torch.autocast("cpu", enabled=False)
+    return contextlib.nullcontext()
 
 
 class RNNEncoder(Encoder):
@@ -100,6 +111,13 @@ class RNNEncoder(Encoder):
                 )
             x = torch.cat([x, self.char_encoder(char_ids)], dim=-1)  # (B, T, E + D)
         x = self.embedding_dropout(x)
+        with _float32_recurrence_under_cpu_autocast(x):
+            return self._recur(x, attention_mask, lengths, state, return_state)
+
+    def _recur(
+        self, x: Tensor, attention_mask: Tensor, lengths: Tensor, state, return_state: bool
+    ) -> EncoderOutput:
+        B, T, _ = x.shape
         if bool(
             (lengths == T).all()
         ):  # nothing to skip (language modelling windows): packing would only cost time

@@ -209,3 +209,16 @@ def test_unpacked_path_applies_dropout_between_layers_in_training_only():
         a = enc(ids, mask, return_state=False).last_hidden_state
         b = enc(ids, mask, return_state=False).last_hidden_state
     assert not torch.equal(a, b)
+
+
+@pytest.mark.parametrize("lengths", [[5, 5, 5], [5, 4, 3], [5, 1, 1]])  # uniform, unpacked, packed
+def test_cpu_bf16_autocast_runs_the_recurrence_in_float32(lengths):
+    """oneDNN has no bf16-autocast kernel for the padded CPU LSTM: every path runs (trainer.precision=bf16-mixed)
+    and gives the float32 outputs."""
+    ids, mask = make_batch(lengths)
+    enc = encoder("lstm", 2, True)
+    with torch.no_grad():
+        plain = enc(ids, mask, return_state=False).last_hidden_state
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = enc(ids, mask, return_state=False).last_hidden_state
+    assert mixed.dtype == torch.float32 and torch.equal(mixed, plain)
