@@ -16,7 +16,7 @@ Rows (real data from $SEQLAB_DATA_DIR or ../shared/data; SST-2 rows fall back to
              (what any use of them costs), and vs ``encode_batch_fast`` (no character offsets), which seqlab's
              word tokenizer calls; then a second, cached DataModule set-up.
 
-Each timed pair runs alternately, twice (the loop row three times), and keeps each side's best time, so that a burst of load from elsewhere
+Each timed pair runs alternately, twice (the loop row five times: its gap is a few ms a step), and keeps each side's best time, so that a burst of load from elsewhere
 on a shared machine does not decide a ratio. Timings are never test assertions: this prints them.
 """
 
@@ -167,7 +167,7 @@ def row_loop(data_dir: Path, n_batches: int) -> list[str]:
         return model
 
     hand, lightning = best_of(
-        lambda: hand_loop(fresh(), batches), lambda: trainer_fit(cfg, fresh(), Fixed(batches)), repeats=3
+        lambda: hand_loop(fresh(), batches), lambda: trainer_fit(cfg, fresh(), Fixed(batches)), repeats=5
     )
     return [
         f"| Trainer path vs hand loop, `lstm_sst2` model, {len(batches)} batches | hand loop | {tokens / hand:,.0f} | |",
