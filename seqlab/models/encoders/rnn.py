@@ -129,7 +129,8 @@ class RNNEncoder(Encoder):
             and x.device.type == "cpu"
             and int(lengths.sum()) >= (1 - UNPACKED_MAX_PADDING) * B * T
         ):
-            return EncoderOutput(self._unpacked()(x, attention_mask, self.training), None)  # (B, T, H*D)
+            # (B, T, H*D); `lengths` is on the CPU, as x is here: the collator's counts, not summed again
+            return EncoderOutput(self._unpacked()(x, attention_mask, self.training, lengths), None)
         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         out, state = self.rnn(packed, state)
         out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)  # (B, T, H*D), zeros at padding

@@ -16,13 +16,15 @@ from torch import Tensor, nn
 _SINGLE = {"LSTM": nn.LSTM, "GRU": nn.GRU, "RNN_TANH": nn.RNN, "RNN_RELU": nn.RNN}
 
 
-def reverse_index(attention_mask: Tensor) -> Tensor:
+def reverse_index(attention_mask: Tensor, lengths: Tensor | None = None) -> Tensor:
     """(B, T) index that reverses each row within its length and keeps padded positions in place:
-    ``len-1-t`` for ``t < len``, else ``t``. Its own inverse, so one gather reverses and another restores."""
+    ``len-1-t`` for ``t < len``, else ``t``. Its own inverse, so one gather reverses and another restores.
+    `lengths` (B,) on the mask's device: the mask's row sums when already known (the collator's)."""
     pos = (
         torch.ones_like(attention_mask, dtype=torch.long).cumsum(1) - 1
     )  # (B, T): 0..T-1, traced with dynamic T
-    rev = attention_mask.long().sum(1, keepdim=True) - 1 - pos  # (B, T)
+    lengths = attention_mask.long().sum(1) if lengths is None else lengths
+    rev = lengths.unsqueeze(1) - 1 - pos  # (B, T)
     return torch.where(rev >= 0, rev, pos)
 
 
@@ -75,11 +77,14 @@ class UnpackedRNN(nn.Module):
         """Whether the cells still hold `rnn`'s parameters (not replaced since, e.g. by ``load_state_dict(assign=True)``)."""
         return self.cells[0].weight_ih_l0 is rnn.weight_ih_l0
 
-    def forward(self, x: Tensor, attention_mask: Tensor, training: bool = False) -> Tensor:
+    def forward(
+        self, x: Tensor, attention_mask: Tensor, training: bool = False, lengths: Tensor | None = None
+    ) -> Tensor:
         """x (B, T, I), attention_mask (B, T) with each row's real positions first -> (B, T, H * D). `training`:
-        dropout between layers (the owner's mode: the cells are not in its module tree)."""
+        dropout between layers (the owner's mode: the cells are not in its module tree). `lengths` (B,) on x's
+        device: the mask's row sums, when known."""
         keep = attention_mask.unsqueeze(-1).to(x.dtype)  # (B, T, 1)
-        index = reverse_index(attention_mask) if self.num_directions == 2 else None  # (B, T)
+        index = reverse_index(attention_mask, lengths) if self.num_directions == 2 else None  # (B, T)
         for layer in range(self.num_layers):
             fwd, _ = self.cells[layer * self.num_directions](x)  # (B, T, H)
             outs = [fwd]
