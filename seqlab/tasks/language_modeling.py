@@ -195,9 +195,8 @@ class LanguageModelTask(SelfRebuilding, LightningModule):
         loss_sum, count = self.token_loss(self.dropout(out.last_hidden_state), batch["labels"])
         loss = loss_sum / count.clamp(min=1)
         ppl.update(loss_sum, count)
-        self.losses.update(
-            self, stage, loss, count
-        )  # weighted by tokens: windows of unequal size average right
+        # weighted by tokens: windows of unequal size average right
+        self.losses.update(self, stage, loss, count)
         return loss
 
     def _log_epoch(self, stage: str, ppl: TokenPerplexity) -> None:
