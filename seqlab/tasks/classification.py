@@ -14,10 +14,11 @@ from seqlab.data.collate import LENGTHS
 from seqlab.metrics.classification import ClassificationScores
 from seqlab.models.pooling import Pooler
 from seqlab.tasks.optim import build_optimizers
+from seqlab.tasks.plain_attributes import PlainAttributes
 from seqlab.tasks.stage_loss import StageLoss
 
 
-class TextClassificationTask(SelfRebuilding, LightningModule):
+class TextClassificationTask(SelfRebuilding, PlainAttributes, LightningModule):
     """Args:
     encoder: any `seqlab.models.encoders.base.Encoder` (RNN, CNN, HF); it gets the batch entries it declares in
         ``extra_inputs`` (``token_type_ids`` of text pairs for HF encoders).

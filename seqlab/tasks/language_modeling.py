@@ -23,6 +23,7 @@ from seqlab.checkpoint import SelfRebuilding
 from seqlab.labels import IGNORE_INDEX
 from seqlab.metrics.perplexity import TokenPerplexity
 from seqlab.tasks.optim import build_optimizers
+from seqlab.tasks.plain_attributes import PlainAttributes
 from seqlab.tasks.stage_loss import StageLoss
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def state_batch_size(state: Any) -> int:
     return h.size(1)  # (layers * directions, B, H): nn.RNN keeps B second even with batch_first
 
 
-class LanguageModelTask(SelfRebuilding, LightningModule):
+class LanguageModelTask(SelfRebuilding, PlainAttributes, LightningModule):
     """Args:
     encoder: a left-to-right encoder following `seqlab.models.encoders.base` that returns its state (RNNEncoder).
     vocab_size: from the data (``???`` in config): the number of classes of the output layer.

@@ -22,6 +22,7 @@ from seqlab.labels import IGNORE_INDEX
 from seqlab.metrics.spans import SpanF1
 from seqlab.models.crf import CRF
 from seqlab.tasks.optim import build_optimizers
+from seqlab.tasks.plain_attributes import PlainAttributes
 from seqlab.tasks.stage_loss import StageLoss
 
 
@@ -37,7 +38,7 @@ def gather_words(x: Tensor, starts: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return x.gather(1, index), torch.arange(W, device=x.device)[None, :] < counts[:, None], counts
 
 
-class SequenceTaggingTask(SelfRebuilding, LightningModule):
+class SequenceTaggingTask(SelfRebuilding, PlainAttributes, LightningModule):
     """Args:
     encoder: any `seqlab.models.encoders.base.Encoder`; it gets the batch entries it declares in ``extra_inputs``
         (``char_ids`` for an `RNNEncoder` with a ``char_encoder``, ``token_type_ids`` for HF encoders).
