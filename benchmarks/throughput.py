@@ -16,8 +16,11 @@ Rows (real data from $SEQLAB_DATA_DIR or ../shared/data; SST-2 rows fall back to
              (what any use of them costs), and vs ``encode_batch_fast`` (no character offsets), which seqlab's
              word tokenizer calls; then a second, cached DataModule set-up.
 
-Each timed pair runs alternately, twice (the loop row five times: its gap is a few ms a step), and keeps each side's best time, so that a burst of load from elsewhere
-on a shared machine does not decide a ratio. Timings are never test assertions: this prints them.
+Each timed pair runs alternately, twice, and keeps each side's best time, so that a burst of load from elsewhere
+on a shared machine does not decide a ratio. The loop row's gap is a few percent, smaller than such bursts: it runs
+each side seven times, times stretches of 25 batches (~1 s, several progress-bar redraws and logging steps each)
+and adds up each stretch's best time, so that one burst spoils one stretch of one run, not the ratio.
+Timings are never test assertions: this prints them.
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ from seqlab.cli import CONF_DIR  # noqa: E402
 from seqlab.data.base import column  # noqa: E402
 from seqlab.utils import fill_from_data  # noqa: E402
 
+# The loop row times stretches of this many batches (~1 s: several progress-bar redraws and logging steps each).
+LOOP_STRETCH = 25
 ROWS = ("data", "loop", "bucketing", "crf", "softmax")  # data first: its first set-up must find no cache
 # The default callbacks that act during training (checkpointing and early stopping act at validation, skipped here).
 TRAINER_PATH_CALLBACKS = (
@@ -94,18 +99,36 @@ class Fixed:
 
 
 class EpochTimer(Callback):
-    """Wall time of each training epoch (the loop only: no set-up, no validation)."""
+    """Wall time of a training epoch (the loop only: no set-up, no validation), in stretches of `every` batches
+    (one stretch, the epoch, by default)."""
+
+    def __init__(self, every: int = 0):
+        self.every = every
 
     def on_train_epoch_start(self, trainer, pl_module):
-        self.start = time.perf_counter()
+        self.marks = [time.perf_counter()]
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if self.every and batch_idx and batch_idx % self.every == 0:
+            self.marks.append(time.perf_counter())
 
     def on_train_epoch_end(self, trainer, pl_module):
-        self.seconds = time.perf_counter() - self.start
+        self.marks.append(time.perf_counter())
+
+    @property
+    def stretches(self) -> list[float]:
+        return [b - a for a, b in zip(self.marks, self.marks[1:], strict=False)]
+
+    @property
+    def seconds(self) -> float:
+        return self.marks[-1] - self.marks[0]
 
 
-def trainer_fit(cfg, model, loader, *, max_steps: int = -1, extra: Iterable[Callback] = ()) -> float:
-    """One epoch through seqlab's Trainer path (the default callbacks, the csv logger); its seconds."""
-    timer = EpochTimer()
+def timed_fit(
+    cfg, model, loader, *, max_steps: int = -1, extra: Iterable[Callback] = (), every: int = 0
+) -> EpochTimer:
+    """One epoch through seqlab's Trainer path (the default callbacks, the csv logger); its timer."""
+    timer = EpochTimer(every)
     callbacks = [instantiate(c) for name, c in cfg.callbacks.items() if name in TRAINER_PATH_CALLBACKS and c]
     with tempfile.TemporaryDirectory() as tmp:
         trainer = L.Trainer(
@@ -122,21 +145,30 @@ def trainer_fit(cfg, model, loader, *, max_steps: int = -1, extra: Iterable[Call
             log_every_n_steps=cfg.trainer.get("log_every_n_steps", 50),
         )
         trainer.fit(model, train_dataloaders=loader)
-    return timer.seconds
+    return timer
 
 
-def hand_loop(model, batches: list) -> float:
-    """The loop a PyTorch user writes: forward, cross-entropy, backward, step; its seconds."""
+def trainer_fit(cfg, model, loader, *, max_steps: int = -1, extra: Iterable[Callback] = ()) -> float:
+    """The seconds of one epoch through seqlab's Trainer path."""
+    return timed_fit(cfg, model, loader, max_steps=max_steps, extra=extra).seconds
+
+
+def hand_loop(model, batches: list, every: int = 0) -> list[float]:
+    """The loop a PyTorch user writes: forward, cross-entropy, backward, step; the seconds of each stretch of
+    `every` batches (one stretch by default), as `EpochTimer` times the Trainer's."""
     opt = model.configure_optimizers()
     opt = opt["optimizer"] if isinstance(opt, dict) else opt
     model.train()
-    start = time.perf_counter()
-    for batch in batches:
+    marks = [time.perf_counter()]
+    for i, batch in enumerate(batches):
+        if every and i and i % every == 0:
+            marks.append(time.perf_counter())
         loss = F.cross_entropy(model.logits(batch), batch["labels"])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    return time.perf_counter() - start
+    marks.append(time.perf_counter())
+    return [b - a for a, b in zip(marks, marks[1:], strict=False)]
 
 
 def best_of(a: Callable[[], float], b: Callable[[], float], repeats: int = 2) -> tuple[float, float]:
@@ -146,6 +178,19 @@ def best_of(a: Callable[[], float], b: Callable[[], float], repeats: int = 2) ->
         ta.append(a())
         tb.append(b())
     return min(ta), min(tb)
+
+
+def best_stretches(
+    a: Callable[[], list[float]], b: Callable[[], list[float]], repeats: int
+) -> tuple[float, float]:
+    """Run a, b, a, b, ..., each timing the same stretches of batches; each side's sum over the stretches of its
+    best time for that stretch. A burst of load from elsewhere then spoils one stretch of one run, where a
+    best whole run needs a run that no burst touched."""
+    ta, tb = [], []
+    for _ in range(repeats):
+        ta.append(a())
+        tb.append(b())
+    return tuple(sum(map(min, zip(*runs, strict=True))) for runs in (ta, tb))
 
 
 def sst2_overrides(data_dir: Path) -> list[str]:
@@ -166,8 +211,10 @@ def row_loop(data_dir: Path, n_batches: int) -> list[str]:
         model.load_state_dict(initial)
         return model
 
-    hand, lightning = best_of(
-        lambda: hand_loop(fresh(), batches), lambda: trainer_fit(cfg, fresh(), Fixed(batches)), repeats=5
+    hand, lightning = best_stretches(
+        lambda: hand_loop(fresh(), batches, every=LOOP_STRETCH),
+        lambda: timed_fit(cfg, fresh(), Fixed(batches), every=LOOP_STRETCH).stretches,
+        repeats=7,
     )
     return [
         f"| Trainer path vs hand loop, `lstm_sst2` model, {len(batches)} batches | hand loop | {tokens / hand:,.0f} | |",
