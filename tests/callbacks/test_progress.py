@@ -3,6 +3,7 @@
 from types import SimpleNamespace
 
 import lightning as L
+import rich.console
 import torch
 from lightning.pytorch.callbacks import RichProgressBar as LightningRichProgressBar
 
@@ -63,3 +64,24 @@ def test_an_overdue_redraw_gathers_again(monkeypatch):
     bar = RichProgressBar(refresh_rate=1)
     calls = fit(bar, batches=5, epochs=1)
     assert calls[:5] == [0.0, 1.0, 2.0, 3.0, 4.0]  # fresh values at every batch, as Lightning's
+
+
+def test_redraws_at_the_configured_rate_only_where_seen():
+    bar = RichProgressBar(refresh_rate=4)
+    seen = SimpleNamespace(is_jupyter=False, is_terminal=True, is_dumb_terminal=False)
+    for console, rate in [
+        (None, 4),
+        (seen, 4),
+        (SimpleNamespace(is_jupyter=True, is_terminal=False, is_dumb_terminal=False), 4),
+        (SimpleNamespace(is_jupyter=False, is_terminal=True, is_dumb_terminal=True), 1),
+        (SimpleNamespace(is_jupyter=False, is_terminal=False, is_dumb_terminal=False), 1),  # a file or a pipe
+    ]:
+        bar._console = console
+        assert bar.refresh_rate == rate
+
+
+def test_a_run_into_a_file_redraws_once_a_second(monkeypatch):
+    monkeypatch.setattr(rich.console.Console, "is_terminal", property(lambda self: False))
+    bar = RichProgressBar(refresh_rate=4)
+    fit(bar, batches=2, epochs=1)
+    assert bar.progress.live.refresh_per_second == 1
