@@ -57,6 +57,7 @@ def test_cfg_job_prints_the_composed_config(tmp_path):
     assert "cell: gru" in out and "hidden_size: 17" in out and "NegationSentimentSource" in out
 
 
+@pytest.mark.slow  # a subprocess or real-data training: run by .ci/run after the default suite
 def test_train_lstm_end_to_end(tmp_path):
     """The README's main command on the embedded data: trains, keeps the best checkpoint, tests it."""
     run_dir = tmp_path / "run"
@@ -187,6 +188,7 @@ def test_ddp_workers_relaunched_by_lightning_find_the_train_command(tmp_path):
     assert Path(summary["best_model_path"]).is_file() and "test/acc" in summary["test"]
 
 
+@pytest.mark.slow  # a subprocess or real-data training: run by .ci/run after the default suite
 def test_a_failing_run_prints_one_error_line_and_keeps_the_trace(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     env.pop("HYDRA_FULL_ERROR", None)

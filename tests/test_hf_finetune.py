@@ -114,10 +114,8 @@ def test_finetune_recipe_end_to_end(case, tiny_bert, tmp_path):
         torch.testing.assert_close(logits, expected, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize(
-    "case",
-    ["single", pytest.param("pair", marks=pytest.mark.slow), pytest.param("tagging", marks=pytest.mark.slow)],
-)
+@pytest.mark.slow  # a subprocess or real-data training: run by .ci/run after the default suite
+@pytest.mark.parametrize("case", ["single", "pair", "tagging"])
 def test_finetune_command_with_hf_flags_writes_hf_outputs(case, tiny_bert, tmp_path):
     """`seqlab finetune` as an HF user types it (run_glue / run_ner flags; the task inferred from the data), in a
     subprocess: HF's result files, the model in HF layout, loadable with the matching Auto class."""

@@ -49,6 +49,7 @@ def test_committed_with_outputs_cleared():
     assert not any("class " in c.source for c in code)  # notebooks import from seqlab, define no classes
 
 
+@pytest.mark.slow  # a subprocess or real-data training: run by .ci/run after the default suite
 def test_quickstart_runs_and_reads_negation(tmp_path):
     nb = execute("quickstart.ipynb", tmp_path)
 

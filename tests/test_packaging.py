@@ -22,6 +22,7 @@ def test_every_package_is_listed_in_pyproject():
     )
 
 
+@pytest.mark.slow  # a subprocess or real-data training: run by .ci/run after the default suite
 def test_the_wheel_carries_its_configs_and_runs_from_any_directory(tmp_path):
     """Built and installed into a fresh venv (~10 s): `seqlab --help` and `seqlab train ... --cfg job` from another
     directory, with the packaged configs and a user's own config folder (--config-dir) in front of them."""

@@ -192,6 +192,7 @@ def test_eval_reproduces_the_training_runs_test_metrics(lstm_run, tagger_run, tm
         assert json.loads((out / "summary.json").read_text())["test"] == result["test"], name
 
 
+@pytest.mark.slow  # a subprocess or real-data training: run by .ci/run after the default suite
 def test_load_in_a_fresh_process_from_the_checkpoint_alone(lstm_run, tmp_path):
     ckpt = tmp_path / "model.ckpt"  # away from its run folder, config and data
     ckpt.write_bytes(Path(lstm_run["best_model_path"]).read_bytes())
