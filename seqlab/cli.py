@@ -13,15 +13,20 @@ from pathlib import Path
 
 
 def _conf_dir() -> Path:
-    """The configs: the package `seqlab.conf` (conf/ of the repository, mapped in pyproject.toml; seqlab/conf/ in
-    an installed wheel). A checkout run without installing falls back to conf/ beside the package."""
+    """The configs beside the imported code: seqlab/conf/ in an installed wheel, conf/ of the repository in a
+    checkout (whichever checkout this package was imported from, installed editable or on PYTHONPATH); else
+    wherever the package `seqlab.conf` is mapped (pyproject.toml)."""
     from importlib.util import find_spec
 
+    here = Path(__file__).resolve().parent
+    for location in (here / "conf", here.parent / "conf"):
+        if (location / "train.yaml").is_file():
+            return location
     spec = find_spec("seqlab.conf")
     for location in (spec.submodule_search_locations or []) if spec is not None else []:
         if (Path(location) / "train.yaml").is_file():
             return Path(location)
-    return Path(__file__).resolve().parent.parent / "conf"
+    return here.parent / "conf"
 
 
 CONF_DIR = _conf_dir()
