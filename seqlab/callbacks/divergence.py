@@ -5,7 +5,9 @@ metrics as if nothing happened. Reading the loss on the host is free on a CPU, s
 step and the run stops at the step that diverged. On a GPU a read makes the host wait for the device at every step
 (the next step's kernels are not queued meanwhile), so the check stays on the device and is read at each logging
 step (``trainer.log_every_n_steps``, when Lightning reads the logged values anyway), before validation and before
-any checkpoint is written: the run stops within one logging interval, and no checkpoint of NaN weights is kept.
+any checkpoint is written: the run stops within one logging interval, and no checkpoint of NaN weights is kept
+(except a weights-only one, ``save_weights_only=true``, saved mid-epoch: Lightning calls no callback for those).
+Under DDP the ranks agree at every read, so all of them stop together.
 """
 
 from __future__ import annotations
@@ -51,8 +53,10 @@ class StopOnNonFiniteLoss(Callback):
             return
         nonfinite = ~torch.isfinite(loss)
         self._nonfinite = nonfinite if self._nonfinite is None else self._nonfinite | nonfinite
-        every = trainer.log_every_n_steps
-        if every and trainer.global_step % every == 0:
+        every, step = trainer.log_every_n_steps, trainer.global_step
+        if (
+            every and step % every == 0 and step != self._read_at
+        ):  # (once per step with gradient accumulation)
             self._read(trainer)
 
     def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -67,17 +71,21 @@ class StopOnNonFiniteLoss(Callback):
         self._read(trainer)  # (raising here leaves the checkpoint unwritten)
 
     def _read(self, trainer: Trainer) -> None:
+        if self._diverged is not None:
+            raise DivergenceError(self._diverged)
         nonfinite, self._nonfinite = self._nonfinite, None
         since, self._read_at = self._read_at, trainer.global_step
-        if nonfinite is not None and bool(nonfinite):
+        local = nonfinite is not None and bool(nonfinite)
+        # Every rank reads at the same points; one rank's NaN stops them all (no rank waits in a collective).
+        if trainer.strategy.reduce_boolean_decision(local, all=False):
             where = f"after step {since} and by step {trainer.global_step} (epoch {trainer.current_epoch})"
             self._stop(trainer, f"became NaN or infinite {where}")
 
-    @staticmethod
-    def _stop(trainer: Trainer, what: str) -> None:
+    def _stop(self, trainer: Trainer, what: str) -> None:
         lr = f", now {trainer.optimizers[0].param_groups[0]['lr']:g}" if trainer.optimizers else ""
         clip = "" if trainer.gradient_clip_val else " or clip gradients (trainer.gradient_clip_val=1.0)"
-        raise DivergenceError(
+        self._diverged = (
             f"the training loss {what}: the run diverged and was stopped, keeping only checkpoints from before. "
             f"Lower the learning rate (model.optimizer.lr{lr}){clip}"
         )
+        raise DivergenceError(self._diverged)

@@ -35,7 +35,7 @@ class RichProgressBar(LightningRichProgressBar):
         console = self._console  # (set by Lightning before it builds the bar with this rate)
         if console is None or console.is_jupyter or (console.is_terminal and not console.is_dumb_terminal):
             return self._refresh_rate
-        return 1
+        return min(self._refresh_rate, 1)  # (0 still disables the bar)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._in_train_batch = True

@@ -37,8 +37,15 @@ def test_summary_is_strict_json():
 
 
 def fake_trainer(**kwargs):
+    single = SimpleNamespace(reduce_boolean_decision=lambda decision, all=True: decision)  # one process
     return SimpleNamespace(
-        global_step=0, current_epoch=0, log_every_n_steps=5, optimizers=[], gradient_clip_val=None, **kwargs
+        global_step=0,
+        current_epoch=0,
+        log_every_n_steps=5,
+        optimizers=[],
+        gradient_clip_val=None,
+        strategy=single,
+        **kwargs,
     )
 
 
@@ -79,7 +86,31 @@ def test_device_side_check_is_read_before_a_checkpoint_is_written():
     assert feed(callback, trainer, [1.0, math.inf, 1.0]) == (None, None)  # no logging step yet
     with pytest.raises(DivergenceError, match="after step 0 and by step 3"):
         callback.on_save_checkpoint(trainer, None, {})
-    callback.on_save_checkpoint(trainer, None, {})  # read and cleared: the next checkpoint is not refused
+    with pytest.raises(DivergenceError, match="after step 0 and by step 3"):
+        callback.on_save_checkpoint(trainer, None, {})  # every later checkpoint is refused too
+    callback.on_fit_start(trainer, None)  # a new fit starts clean
+    callback.on_save_checkpoint(trainer, None, {})
+
+
+def test_device_side_check_reads_once_per_step_under_gradient_accumulation(monkeypatch):
+    reads = []
+    monkeypatch.setattr(StopOnNonFiniteLoss, "_read", lambda self, trainer: reads.append(trainer.global_step))
+    callback, trainer = StopOnNonFiniteLoss(every_step=False), fake_trainer()
+    for batch in range(
+        24
+    ):  # 2 batches per optimizer step: global_step 0, 1, 1, 2, 2, ... at each batch's end
+        trainer.global_step = (batch + 1) // 2
+        callback.on_train_batch_end(trainer, None, {"loss": torch.tensor(1.0)}, None, batch)
+    assert reads == [5, 10]
+
+
+def test_ranks_agree_before_stopping():
+    """Another rank's NaN stops this one at the same read (no rank left waiting in a collective)."""
+    others_diverged = SimpleNamespace(reduce_boolean_decision=lambda decision, all=True: True)
+    callback, trainer = StopOnNonFiniteLoss(every_step=False), fake_trainer()
+    trainer.strategy = others_diverged
+    step, message = feed(callback, trainer, [1.0] * 8)  # this rank's losses are all finite
+    assert step == 5 and "became NaN or infinite after step 0 and by step 5" in message
 
 
 def test_device_side_check_stops_a_real_run_before_any_checkpoint(tmp_path):

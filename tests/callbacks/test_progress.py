@@ -78,6 +78,9 @@ def test_redraws_at_the_configured_rate_only_where_seen():
     ]:
         bar._console = console
         assert bar.refresh_rate == rate
+    bar = RichProgressBar(refresh_rate=0)
+    bar._console = SimpleNamespace(is_jupyter=False, is_terminal=False, is_dumb_terminal=False)
+    assert bar.refresh_rate == 0 and not bar.is_enabled  # 0 disables the bar, as in Lightning
 
 
 def test_a_run_into_a_file_redraws_once_a_second(monkeypatch):
