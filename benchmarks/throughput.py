@@ -18,7 +18,7 @@ Rows (real data from $SEQLAB_DATA_DIR or ../shared/data; SST-2 rows fall back to
 
 Each timed pair runs alternately, twice, and keeps each side's best time, so that a burst of load from elsewhere
 on a shared machine does not decide a ratio. The loop row's gap is a few percent, smaller than such bursts: it
-runs each side seven times, times stretches of 25 batches (~1 s, several progress-bar redraws and logging steps
+runs each side nine times, times stretches of 25 batches (~1 s, several progress-bar redraws and logging steps
 each) and adds up each stretch's best time, so that one burst spoils one stretch of one run, not the ratio. Its
 hand loop runs twice a round: the ratio of those two timings of the same code is the row's resolution that day.
 Timings are never test assertions: this prints them.
@@ -182,13 +182,14 @@ def best_of(a: Callable[[], float], b: Callable[[], float], repeats: int = 2) ->
 
 
 def best_stretches(*runs: Callable[[], list[float]], repeats: int) -> tuple[float, ...]:
-    """Run each of `runs` in turn, `repeats` times, each timing the same stretches of batches; for each, the sum
-    over the stretches of its best time for that stretch. A burst of load from elsewhere then spoils one stretch
-    of one run, where a best whole run needs a run that no burst touched."""
+    """Run each of `runs` in turn, `repeats` rounds, each round starting one further along (so each run follows
+    every other equally often), each timing the same stretches of batches; for each, the sum over the stretches
+    of its best time for that stretch. A burst of load from elsewhere then spoils one stretch of one run, where
+    a best whole run needs a run that no burst touched."""
     times: list[list[list[float]]] = [[] for _ in runs]
-    for _ in range(repeats):
-        for run, seen in zip(runs, times, strict=True):
-            seen.append(run())
+    for r in range(repeats):
+        for i in (*range(r % len(runs), len(runs)), *range(r % len(runs))):
+            times[i].append(runs[i]())
     return tuple(sum(map(min, zip(*seen, strict=True))) for seen in times)
 
 
@@ -214,9 +215,9 @@ def row_loop(data_dir: Path, n_batches: int) -> list[str]:
         return hand_loop(fresh(), batches, every=LOOP_STRETCH)
 
     # The hand loop runs twice per round: how far apart two timings of the same code come out is the resolution
-    # of the ratio on this machine today.
+    # of the ratio on this machine today (the rounds rotate: neither timing always follows the Trainer).
     hand_s, lightning_s, again_s = best_stretches(
-        hand, lambda: timed_fit(cfg, fresh(), Fixed(batches), every=LOOP_STRETCH).stretches, hand, repeats=7
+        hand, lambda: timed_fit(cfg, fresh(), Fixed(batches), every=LOOP_STRETCH).stretches, hand, repeats=9
     )
     return [
         f"| Trainer path vs hand loop, `lstm_sst2` model, {len(batches)} batches | hand loop | {tokens / hand_s:,.0f} | |",
