@@ -31,10 +31,13 @@ class StopOnNonFiniteLoss(Callback):
 
     def __init__(self, every_step: bool | None = None):
         self.every_step = every_step
-        self._nonfinite: torch.Tensor | None = (
-            None  # on the device: a loss since the last read was not finite
-        )
+        # on the device: whether a loss since the last read was not finite
+        self._nonfinite: torch.Tensor | None = None
         self._read_at = 0  # the global step of the last read
+        self._diverged: str | None = None  # what was raised: every later read (a checkpoint) raises it again
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._nonfinite, self._read_at, self._diverged = None, trainer.global_step, None
 
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -54,9 +57,8 @@ class StopOnNonFiniteLoss(Callback):
         nonfinite = ~torch.isfinite(loss)
         self._nonfinite = nonfinite if self._nonfinite is None else self._nonfinite | nonfinite
         every, step = trainer.log_every_n_steps, trainer.global_step
-        if (
-            every and step % every == 0 and step != self._read_at
-        ):  # (once per step with gradient accumulation)
+        # (step != the last read: once per optimizer step under gradient accumulation)
+        if every and step % every == 0 and step != self._read_at:
             self._read(trainer)
 
     def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:

@@ -94,11 +94,11 @@ def test_device_side_check_is_read_before_a_checkpoint_is_written():
 
 def test_device_side_check_reads_once_per_step_under_gradient_accumulation(monkeypatch):
     reads = []
-    monkeypatch.setattr(StopOnNonFiniteLoss, "_read", lambda self, trainer: reads.append(trainer.global_step))
+    original = torch.Tensor.__bool__
     callback, trainer = StopOnNonFiniteLoss(every_step=False), fake_trainer()
-    for batch in range(
-        24
-    ):  # 2 batches per optimizer step: global_step 0, 1, 1, 2, 2, ... at each batch's end
+    monkeypatch.setattr(torch.Tensor, "__bool__", lambda t: reads.append(trainer.global_step) or original(t))
+    # 2 batches per optimizer step: global_step is 0, 1, 1, 2, 2, ... at each batch's end
+    for batch in range(24):
         trainer.global_step = (batch + 1) // 2
         callback.on_train_batch_end(trainer, None, {"loss": torch.tensor(1.0)}, None, batch)
     assert reads == [5, 10]
