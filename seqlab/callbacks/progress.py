@@ -27,15 +27,22 @@ class RichProgressBar(LightningRichProgressBar):
         self._in_train_batch = False
         self._metrics: dict[str, Any] | None = None
         self._read_at = float("-inf")  # time.monotonic() when `_metrics` was gathered
+        self._seen_on: Any = None  # the console `_seen` was found for
+        self._seen = True  # whether that console shows the bar as it goes (a terminal or a notebook)
 
     @property
     def refresh_rate(self) -> float:
         """Redraws per second: the configured rate where the bar is seen, once a second where it is not drawn
         until the end (output to a file or a pipe)."""
         console = self._console  # (set by Lightning before it builds the bar with this rate)
-        if console is None or console.is_jupyter or (console.is_terminal and not console.is_dumb_terminal):
+        if console is None:
             return self._refresh_rate
-        return min(self._refresh_rate, 1)  # (0 still disables the bar)
+        if (
+            self._seen_on is not console
+        ):  # (read several times a batch; the check costs ~6 µs: once per console)
+            self._seen_on = console
+            self._seen = console.is_jupyter or (console.is_terminal and not console.is_dumb_terminal)
+        return self._refresh_rate if self._seen else min(self._refresh_rate, 1)  # (0 still disables the bar)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._in_train_batch = True
