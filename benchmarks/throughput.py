@@ -173,12 +173,9 @@ def hand_loop(model, batches: list, every: int = 0) -> list[float]:
 
 
 def best_of(a: Callable[[], float], b: Callable[[], float], repeats: int = 2) -> tuple[float, float]:
-    """Run a, b, a, b, ...; each side's best seconds."""
-    ta, tb = [], []
-    for _ in range(repeats):
-        ta.append(a())
-        tb.append(b())
-    return min(ta), min(tb)
+    """Run a and b alternately; each side's best seconds (each run one stretch)."""
+    best_a, best_b = best_stretches(lambda: [a()], lambda: [b()], repeats=repeats)
+    return best_a, best_b
 
 
 def best_stretches(*runs: Callable[[], list[float]], repeats: int) -> tuple[float, ...]:
